@@ -1,0 +1,28 @@
+// Fast CPU LayerNorm (f32). Same contracts as kernels/ref/layer_norm_ref.h: x is [rows, C],
+// contiguous; mean, rstd are [rows]; gamma, beta, dgamma, dbeta are [C]; all outputs are
+// overwritten (=). The *_cpu functions are OpenMP over rows + vectorised row loops; *_onednn
+// use oneDNN's layer_normalization primitive and exist only in builds with oneDNN (callers
+// check onednn_compiled()).
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/context.h"
+
+namespace kdnas {
+
+void layer_norm_forward_cpu(Context& ctx, float* out, float* mean, float* rstd, const float* inp,
+                            const float* gamma, const float* beta, int64_t rows, int64_t C,
+                            float eps);
+void layer_norm_backward_cpu(Context& ctx, float* dinp, float* dgamma, float* dbeta,
+                             const float* dout, const float* inp, const float* gamma,
+                             const float* mean, const float* rstd, int64_t rows, int64_t C);
+
+void layer_norm_forward_onednn(Context& ctx, float* out, float* mean, float* rstd,
+                               const float* inp, const float* gamma, const float* beta,
+                               int64_t rows, int64_t C, float eps);
+void layer_norm_backward_onednn(Context& ctx, float* dinp, float* dgamma, float* dbeta,
+                                const float* dout, const float* inp, const float* gamma,
+                                const float* mean, const float* rstd, int64_t rows, int64_t C);
+
+}  // namespace kdnas

@@ -1,0 +1,37 @@
+// LayerNorm over the last dim, with learned scale gamma and shift beta:
+//   out = (x - mean) / sqrt(var + eps) * gamma + beta,  var biased (divides by C)
+// as in PyTorch's nn.LayerNorm and XLM-R (eps = 1e-5 there).
+//
+// x may be any shape [..., C] and any strides (non-contiguous inputs are copied first); every
+// leading dim is a row, rows = numel / C. dtype: f32 on every backend, f64 on Ref (for
+// gradient checks); all tensors of one call share the dtype. Backends: Ref, Omp (OpenMP +
+// vectorised rows), Onednn (see layer_norm.cpp for which kernel it runs, and why).
+#pragma once
+
+#include "kernels/context.h"
+#include "tensor/tensor.h"
+
+namespace kdnas {
+
+struct LayerNormOutput {
+  Tensor out;   // [..., C], x's shape
+  Tensor mean;  // [rows] per-row mean, saved for the backward
+  Tensor rstd;  // [rows] per-row 1 / sqrt(var + eps), saved for the backward
+};
+
+// x: [..., C]; gamma, beta: [C]; eps >= 0. An inference caller ignores mean and rstd.
+LayerNormOutput layer_norm_forward(Context& ctx, const Tensor& x, const Tensor& gamma,
+                                   const Tensor& beta, double eps);
+
+struct LayerNormGrads {
+  Tensor dx;      // [..., C], x's shape
+  Tensor dgamma;  // [C], summed over all rows
+  Tensor dbeta;   // [C], summed over all rows
+};
+
+// dout, x: [..., C] (same shape); gamma: [C]; mean, rstd: [rows] from layer_norm_forward on
+// this x. eps is not needed: rstd already holds it.
+LayerNormGrads layer_norm_backward(Context& ctx, const Tensor& dout, const Tensor& x,
+                                   const Tensor& gamma, const Tensor& mean, const Tensor& rstd);
+
+}  // namespace kdnas
