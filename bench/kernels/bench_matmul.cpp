@@ -1,0 +1,229 @@
+// GEMMs at XLM-R's shapes for one sequence of 128 tokens (and 1024 rows: a batch of 8), f32 and
+// bf16, through the op API on the oneDNN and OpenMP backends; the attention GEMMs QKᵀ and PV.
+//
+// Besides GFLOP/s (useful flops / median time), the oneDNN benches report
+//   x_bare      op time / time of a bare oneDNN matmul of the same layout: primitive created
+//               once outside the loop, memory objects bound once, execute + wait per
+//               iteration. Both are timed in the same loop, alternately, and compared by
+//               their medians, so contention on this shared machine hits both alike. The
+//               target is x_bare <= 1.11 (the op reaches >= 90% of bare oneDNN).
+//   alloc_frac  the part of the op's time spent allocating its output and touching its pages
+//               once (measured alone, in the same loop).
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <vector>
+
+#include "bench/bench_util.h"
+#include "kernels/matmul.h"
+#include "tensor/rng.h"
+
+#if KDNAS_HAVE_ONEDNN
+#include <dnnl.hpp>
+#include <unordered_map>
+#endif
+
+namespace kdnas::bench {
+namespace {
+
+double seconds_of(const std::function<void()>& fn) {
+  auto t0 = std::chrono::steady_clock::now();
+  fn();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+#if KDNAS_HAVE_ONEDNN
+// A bare oneDNN matmul over existing tensors: the baseline the op is measured against.
+class BareMatmul {
+ public:
+  BareMatmul(const Tensor& a, const Tensor& b, const Tensor& out, const Tensor& bias, bool gelu)
+      : eng_(dnnl::engine::kind::cpu, 0), stream_(eng_) {
+    using namespace dnnl;
+    auto md = [](const Tensor& t) {
+      return memory::desc(memory::dims(t.shape().begin(), t.shape().end()),
+                          t.dtype() == DType::BF16 ? memory::data_type::bf16 : memory::data_type::f32,
+                          memory::dims(t.strides().begin(), t.strides().end()));
+    };
+    memory::desc bias_md;
+    if (bias.defined()) {
+      memory::dims d(size_t(out.dim()), 1), s(size_t(out.dim()), bias.numel());
+      d.back() = bias.numel();
+      s.back() = 1;
+      bias_md = memory::desc(d, memory::data_type::f32, s);
+    }
+    primitive_attr attr;
+    if (gelu) {
+      post_ops po;
+      po.append_eltwise(1.f, algorithm::eltwise_gelu_erf, 0.f, 0.f);
+      attr.set_post_ops(po);
+    }
+    matmul::primitive_desc pd(matmul::desc(md(a), md(b), bias_md, md(out)), attr, eng_);
+    impl_ = pd.impl_info_str();
+    prim_ = matmul(pd);
+    args_ = {{DNNL_ARG_SRC, memory(md(a), eng_, a.raw_data())},
+             {DNNL_ARG_WEIGHTS, memory(md(b), eng_, b.raw_data())},
+             {DNNL_ARG_DST, memory(md(out), eng_, out.raw_data())}};
+    if (bias.defined()) args_.emplace(DNNL_ARG_BIAS, memory(bias_md, eng_, bias.raw_data()));
+  }
+  void run() {
+    prim_.execute(stream_, args_);
+    stream_.wait();
+  }
+  const std::string& impl() const { return impl_; }
+
+ private:
+  dnnl::engine eng_;
+  dnnl::stream stream_;
+  dnnl::primitive prim_;
+  std::unordered_map<int, dnnl::memory> args_;
+  std::string impl_;
+};
+#endif
+
+// Times op() per iteration (the benchmark's time), and alongside it the bare oneDNN run on the
+// same operands and the allocation + first touch of an output of the same size.
+void run_gemm(benchmark::State& state, Backend be, double flops, const Tensor& a, const Tensor& b,
+              const Tensor& bias, bool gelu, const std::function<Tensor()>& op) {
+  std::vector<double> t_op, t_bare, t_alloc;
+  Tensor sample = op();
+#if KDNAS_HAVE_ONEDNN
+  std::unique_ptr<BareMatmul> bare;
+  Tensor bare_out = Tensor::empty(sample.shape(), sample.dtype());
+  if (be == Backend::Onednn) {
+    bare = std::make_unique<BareMatmul>(a, b, bare_out, bias, gelu);
+    state.SetLabel(bare->impl());
+    bare->run();
+  }
+#endif
+  for (auto _ : state) {
+    const double s = seconds_of([&] { benchmark::DoNotOptimize(op().raw_data()); });
+    state.SetIterationTime(s);
+    t_op.push_back(s);
+#if KDNAS_HAVE_ONEDNN
+    if (bare) t_bare.push_back(seconds_of([&] { bare->run(); }));
+#endif
+    t_alloc.push_back(seconds_of([&] {
+      Tensor o = Tensor::empty(sample.shape(), sample.dtype());
+      char* p = static_cast<char*>(o.raw_data());
+      for (size_t i = 0; i < o.nbytes(); i += 4096) p[i] = 0;
+      benchmark::DoNotOptimize(p);
+    }));
+  }
+  const double op_s = median(t_op);
+  state.counters["GFLOP/s"] = flops / op_s / 1e9;
+  if (!t_bare.empty()) {
+    state.counters["x_bare"] = op_s / median(t_bare);
+    state.counters["bare_GFLOP/s"] = flops / median(t_bare) / 1e9;
+  }
+  state.counters["alloc_frac"] = median(t_alloc) / op_s;
+}
+
+// Checks the first rows of out against the reference (the full reference GEMM at these sizes
+// takes seconds single-threaded).
+bool validate_rows(benchmark::State& state, const Tensor& out, const Tensor& a, const Tensor& b,
+                   const Tensor& bias, bool gelu) {
+  Context ref(Backend::Ref);
+  const int64_t rows = std::min<int64_t>(8, a.size(-2));
+  Tensor a32 = a.narrow(-2, 0, rows).to(DType::F32), b32 = b.to(DType::F32);
+  Tensor want = matmul_forward(ref, a32, b32, {bias, gelu ? Activation::Gelu : Activation::None});
+  const double tol = a.dtype() == DType::BF16 ? 2e-2 : 1e-3;
+  return validate(state, out.narrow(-2, 0, rows), want, tol, tol);
+}
+
+// a [M, K] · b [K, N], both row-major.
+void BM_matmul(benchmark::State& state, Backend be, DType dt) {
+  Context ctx(be, bench_threads());
+  Rng rng(0);
+  const int64_t M = state.range(0), K = state.range(1), N = state.range(2);
+  Tensor a = Tensor::empty({M, K}, dt), b = Tensor::empty({K, N}, dt);
+  rng.fill_uniform(a, -1.f, 1.f);
+  rng.fill_uniform(b, -0.1f, 0.1f);
+  if (!validate_rows(state, matmul_forward(ctx, a, b), a, b, {}, false)) return;
+  run_gemm(state, be, 2.0 * M * K * N, a, b, {}, false, [&] { return matmul_forward(ctx, a, b); });
+}
+
+// linear: x [M, K] · w[N, K]ᵀ + bias, GELU: the FFN's first layer.
+void BM_linear_gelu(benchmark::State& state, Backend be, DType dt) {
+  Context ctx(be, bench_threads());
+  Rng rng(0);
+  const int64_t M = state.range(0), K = state.range(1), N = state.range(2);
+  Tensor x = Tensor::empty({M, K}, dt), w = Tensor::empty({N, K}, dt), bias = Tensor::empty({N});
+  rng.fill_uniform(x, -1.f, 1.f);
+  rng.fill_uniform(w, -0.1f, 0.1f);
+  rng.fill_uniform(bias, -1.f, 1.f);
+  auto op = [&] { return linear_forward(ctx, x, w, bias, Activation::Gelu); };
+  if (!validate_rows(state, op(), x, w.transpose(0, 1), bias, true)) return;
+  run_gemm(state, be, 2.0 * M * K * N, x, w.transpose(0, 1), bias, true, op);
+}
+
+// Attention at XLM-R's B = 8, NH = 12, T = 128, HS = 64. range(0): 0 = QKᵀ, 1 = PV;
+// range(1): 0 = head views of [B, T, NH, HS] (what the QKV projection leaves), 1 = contiguous
+// [B*NH, T, HS].
+void BM_attention(benchmark::State& state, Backend be, DType dt) {
+  Context ctx(be, bench_threads());
+  Rng rng(0);
+  const int64_t B = 8, NH = 12, T = 128, HS = 64;
+  const bool qk = state.range(0) == 0, views = state.range(1) == 0;
+  Tensor x, y;
+  if (views) {
+    Tensor q = Tensor::empty({B, T, NH, HS}, dt), k = Tensor::empty({B, T, NH, HS}, dt);
+    rng.fill_uniform(q, -1.f, 1.f);
+    rng.fill_uniform(k, -1.f, 1.f);
+    x = q.permute({0, 2, 1, 3});
+    y = k.permute({0, 2, 1, 3});
+  } else {
+    x = Tensor::empty({B * NH, T, HS}, dt);
+    y = Tensor::empty({B * NH, T, HS}, dt);
+    rng.fill_uniform(x, -1.f, 1.f);
+    rng.fill_uniform(y, -1.f, 1.f);
+  }
+  if (qk) {
+    y = y.transpose(-1, -2);  // Kᵀ: [.., HS, T]
+  } else {
+    Shape ps = x.shape();
+    ps.back() = T;
+    Tensor p = Tensor::empty(ps, dt);  // softmax-like weights: P [.., T, T] · V [.., T, HS]
+    rng.fill_uniform(p, 0.f, 2.f / T);
+    x = p;
+  }
+  auto op = [&] { return matmul_forward(ctx, x, y); };
+  if (!validate_rows(state, op(), x, y, {}, false)) return;
+  const double flops = 2.0 * B * NH * T * T * HS;
+  run_gemm(state, be, flops, x, y, {}, false, op);
+}
+
+void gemm_shapes(benchmark::internal::Benchmark* b) {
+  b->Args({128, 768, 3072})->Args({128, 768, 768})->Args({128, 3072, 768})->Args({1024, 768, 3072});
+  b->UseManualTime()->Unit(benchmark::kMicrosecond);
+}
+void linear_shapes(benchmark::internal::Benchmark* b) {
+  b->Args({128, 768, 3072})->Args({1024, 768, 3072})->UseManualTime()->Unit(benchmark::kMicrosecond);
+}
+void attention_shapes(benchmark::internal::Benchmark* b) {
+  b->Args({0, 0})->Args({0, 1})->Args({1, 0})->Args({1, 1});
+  b->UseManualTime()->Unit(benchmark::kMicrosecond);
+}
+
+[[maybe_unused]] const bool registered = [] {
+  std::vector<Backend> backends{Backend::Omp};
+  if (onednn_compiled()) backends.insert(backends.begin(), Backend::Onednn);
+  for (Backend be : backends)
+    for (DType dt : {DType::F32, DType::BF16}) {
+      const std::string suffix = std::string("/") + backend_name(be) + "/" + dtype_name(dt);
+      benchmark::RegisterBenchmark(("BM_matmul" + suffix).c_str(), BM_matmul, be, dt)->Apply(gemm_shapes);
+      benchmark::RegisterBenchmark(("BM_matmul_linear_gelu" + suffix).c_str(), BM_linear_gelu, be, dt)
+          ->Apply(linear_shapes);
+      benchmark::RegisterBenchmark(("BM_matmul_attention" + suffix).c_str(), BM_attention, be, dt)
+          ->Apply(attention_shapes);
+    }
+  return true;
+}();
+
+}  // namespace
+}  // namespace kdnas::bench

@@ -1,0 +1,313 @@
+// The OpenMP f32 GEMM follows the BLIS recipe (Goto's algorithm), in three levels:
+//
+//   task      a block of out, [mc x nc] of one batch matrix; tasks are split across threads
+//             (parallel_for), so no two threads ever write the same output element;
+//   K block   for each kc-slice of K: copy ("pack") the kc x nc slice of b into NR-column
+//             strips and the mc x kc slice of a into MR-row strips, contiguous and zero-padded,
+//             so that the inner kernel reads both with unit stride whatever the operands'
+//             strides are (a transposed view costs only a different packing loop);
+//   micro     an MR x NR register tile of out: for each p < kc, one row of the B strip
+//             (NR floats = 2 AVX-512 vectors) times MR broadcast values of the A strip, summed
+//             into MR x NR accumulators that never leave the registers.
+//
+// Memory traffic: the B strip (kc x NR) stays in L1 while the micro-kernel walks down the A
+// block (mc x kc, in L2); out is read and written once per K block. The epilogue (bias, GELU)
+// runs on the register tile of the last K block, while it is still in registers.
+#include "kernels/cpu/matmul_cpu.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/cpu/parallel.h"
+#include "kernels/cpu/vec_math.h"
+#include "tensor/check.h"
+
+#if KDNAS_HAVE_ONEDNN
+#include "kernels/cpu/onednn_context.h"
+#endif
+
+namespace kdnas {
+
+void GemmLayout::batch_offsets(int64_t g, int64_t& a_off, int64_t& b_off) const {
+  a_off = b_off = 0;
+  for (size_t d = batch.size(); d-- > 0;) {
+    const int64_t idx = g % batch[d];
+    g /= batch[d];
+    a_off += idx * a_batch_strides[d];
+    b_off += idx * b_batch_strides[d];
+  }
+}
+
+namespace {
+
+// Register tile: 8 x 32 floats = 16 AVX-512 accumulators, plus 2 vectors of B and a broadcast
+// of A: well inside the 32 vector registers, so GCC keeps the whole tile in registers.
+constexpr int64_t kMR = 8, kNR = 32;
+// Cache blocks: a B strip kKC x kNR = 32 KiB (L1), an A block kMC x kKC = 128 KiB (L2).
+constexpr int64_t kKC = 256, kMC = 128, kNC = 512;
+// Below this many flops per thread a second thread costs more (wake-up, repacking) than it saves.
+constexpr double kMinFlopsPerThread = 4e6;
+constexpr float kInvSqrt2 = 0.70710678118654752440f;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// Packs a(i, p) for i < mc, p < kc (strides rs, cs) into MR-row strips: strip s holds
+// ap[s * kc + p * MR + i] = a(s + i, p), rows past mc zero. Reads follow a's unit stride.
+inline void pack_a(float* ap, const float* a, int64_t rs, int64_t cs, int64_t mc, int64_t kc) {
+  for (int64_t s = 0; s < mc; s += kMR) {
+    const int64_t mr = std::min(kMR, mc - s);
+    float* dst = ap + s * kc;
+    if (cs == 1) {
+      for (int64_t i = 0; i < mr; ++i)
+        for (int64_t p = 0; p < kc; ++p) dst[p * kMR + i] = a[(s + i) * rs + p];
+    } else {
+      for (int64_t p = 0; p < kc; ++p)
+        for (int64_t i = 0; i < mr; ++i) dst[p * kMR + i] = a[(s + i) * rs + p * cs];
+    }
+    for (int64_t p = 0; p < kc; ++p)
+      for (int64_t i = mr; i < kMR; ++i) dst[p * kMR + i] = 0.f;
+  }
+}
+
+// Packs b(p, j) for p < kc, j < nc into NR-column strips: strip s holds
+// bp[s * kc + p * NR + j] = b(p, s + j), columns past nc zero.
+inline void pack_b(float* bp, const float* b, int64_t rs, int64_t cs, int64_t kc, int64_t nc) {
+  for (int64_t s = 0; s < nc; s += kNR) {
+    const int64_t nr = std::min(kNR, nc - s);
+    float* dst = bp + s * kc;
+    if (cs == 1) {
+      for (int64_t p = 0; p < kc; ++p) {
+        const float* src = b + p * rs + s;
+        for (int64_t j = 0; j < nr; ++j) dst[p * kNR + j] = src[j];
+        for (int64_t j = nr; j < kNR; ++j) dst[p * kNR + j] = 0.f;
+      }
+    } else {
+      for (int64_t j = 0; j < nr; ++j)
+        for (int64_t p = 0; p < kc; ++p) dst[p * kNR + j] = b[p * rs + (s + j) * cs];
+      for (int64_t p = 0; p < kc; ++p)
+        for (int64_t j = nr; j < kNR; ++j) dst[p * kNR + j] = 0.f;
+    }
+  }
+}
+
+// What the micro-kernel does with its tile: c = tile (first K block) or c += tile, then on
+// the last K block + bias[j] and GELU.
+struct Epilogue {
+  bool first;
+  const float* bias;  // null: none (or not the last K block)
+  bool gelu;
+};
+
+inline float epilogue(float x, float c_old, float bias, const Epilogue& e) {
+  if (!e.first) x += c_old;
+  if (e.bias) x += bias;
+  if (e.gelu) x = 0.5f * x * (1.0f + vec::erf(x * kInvSqrt2));
+  return x;
+}
+
+// out tile c[mr x nr] (ldc) from the packed strips ap (kc x MR) and bp (kc x NR).
+[[gnu::always_inline]] inline void micro_kernel(int64_t kc, const float* __restrict ap,
+                                                const float* __restrict bp, float* __restrict c,
+                                                int64_t ldc, int64_t mr, int64_t nr,
+                                                const Epilogue& e) {
+  float acc[kMR][kNR];
+  for (int64_t i = 0; i < kMR; ++i)
+#pragma omp simd
+    for (int64_t j = 0; j < kNR; ++j) acc[i][j] = 0.f;
+  for (int64_t p = 0; p < kc; ++p) {
+    const float* a = ap + p * kMR;
+    const float* b = bp + p * kNR;
+#pragma GCC unroll 8
+    for (int64_t i = 0; i < kMR; ++i)
+#pragma omp simd
+      for (int64_t j = 0; j < kNR; ++j) acc[i][j] += a[i] * b[j];
+  }
+  if (mr == kMR && nr == kNR) {
+#pragma GCC unroll 8
+    for (int64_t i = 0; i < kMR; ++i) {
+      float* ci = c + i * ldc;
+#pragma omp simd
+      for (int64_t j = 0; j < kNR; ++j)
+        ci[j] = epilogue(acc[i][j], e.first ? 0.f : ci[j], e.bias ? e.bias[j] : 0.f, e);
+    }
+  } else {
+    for (int64_t i = 0; i < mr; ++i) {
+      float* ci = c + i * ldc;
+      for (int64_t j = 0; j < nr; ++j)
+        ci[j] = epilogue(acc[i][j], e.first ? 0.f : ci[j], e.bias ? e.bias[j] : 0.f, e);
+    }
+  }
+}
+
+// One task: out rows [i0, i0 + mc) x columns [j0, j0 + nc) of one matrix (a, b, c point at
+// that matrix), over all of K. ap and bp are the thread's packing buffers.
+KDNAS_CPU_CLONES void gemm_task(float* c, const float* a, const float* b, const float* bias,
+                                bool gelu, const GemmLayout& l, int64_t i0, int64_t mc,
+                                int64_t j0, int64_t nc, float* ap, float* bp) {
+  for (int64_t p0 = 0; p0 < l.K; p0 += kKC) {
+    const int64_t kc = std::min(kKC, l.K - p0);
+    const bool last = p0 + kc == l.K;
+    pack_b(bp, b + p0 * l.b_rs + j0 * l.b_cs, l.b_rs, l.b_cs, kc, nc);
+    pack_a(ap, a + i0 * l.a_rs + p0 * l.a_cs, l.a_rs, l.a_cs, mc, kc);
+    for (int64_t jr = 0; jr < nc; jr += kNR) {
+      const Epilogue e{p0 == 0, last && bias ? bias + j0 + jr : nullptr, last && gelu};
+      for (int64_t ir = 0; ir < mc; ir += kMR)
+        micro_kernel(kc, ap + ir * kc, bp + jr * kc, c + (i0 + ir) * l.N + j0 + jr, l.N,
+                     std::min(kMR, mc - ir), std::min(kNR, nc - jr), e);
+    }
+  }
+}
+
+}  // namespace
+
+void matmul_forward_cpu(Context& ctx, float* out, const float* a, const float* b,
+                        const float* bias, const GemmLayout& l, bool gelu) {
+  const int64_t G = l.batch_count();
+  if (G == 0 || l.M == 0 || l.N == 0) return;
+  KDNAS_ASSERT(l.K > 0);  // the op API handles K = 0 (no products: out = act(bias))
+  // Tasks: G matrices x mb row blocks x nb column blocks. Blocks are equal-sized (rounded to
+  // the register tile) and there are at least two per thread where the sizes allow it, so
+  // that the static split of parallel_for is balanced.
+  const int64_t mb = ceil_div(l.M, kMC);
+  const int64_t mc = round_up(ceil_div(l.M, mb), kMR);
+  int64_t nb = ceil_div(l.N, kNC);
+  const int64_t want = 2 * int64_t(ctx.threads());
+  if (G * mb * nb < want) nb = std::min(ceil_div(l.N, kNR), ceil_div(want, G * mb));
+  const int64_t nc = round_up(ceil_div(l.N, nb), kNR);
+  nb = ceil_div(l.N, nc);
+  const int64_t tasks = G * mb * nb;
+  const double task_flops = 2.0 * double(mc) * double(nc) * double(l.K);
+  const int64_t grain = std::max<int64_t>(1, int64_t(std::ceil(kMinFlopsPerThread / task_flops)));
+
+  parallel_for(ctx, tasks, grain, [&](int64_t t0, int64_t t1) {
+    // Packing buffers, one pair per thread (64-byte aligned tensor storage).
+    Tensor abuf = Tensor::empty({mc * kKC}), bbuf = Tensor::empty({nc * kKC});
+    float* ap = abuf.data<float>();
+    float* bp = bbuf.data<float>();
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t g = t / (mb * nb), ib = (t / nb) % mb, jb = t % nb;
+      int64_t a_off, b_off;
+      l.batch_offsets(g, a_off, b_off);
+      const int64_t i0 = ib * mc, j0 = jb * nc;
+      gemm_task(out + g * l.M * l.N, a + a_off, b + b_off, bias, gelu, l, i0,
+                std::min(mc, l.M - i0), j0, std::min(nc, l.N - j0), ap, bp);
+    }
+  });
+}
+
+namespace {
+// dbias[j0, j1) = column sums of dout over M rows; double accumulators, vectorised across j.
+KDNAS_CPU_CLONES void column_sums(float* dbias, const float* dout, int64_t M, int64_t N,
+                                  int64_t j0, int64_t j1) {
+  constexpr int64_t kW = 64;
+  for (int64_t jb = j0; jb < j1; jb += kW) {
+    const int64_t w = std::min(kW, j1 - jb);
+    double acc[kW] = {};
+    for (int64_t i = 0; i < M; ++i) {
+      const float* row = dout + i * N + jb;
+#pragma omp simd
+      for (int64_t j = 0; j < w; ++j) acc[j] += double(row[j]);
+    }
+    for (int64_t j = 0; j < w; ++j) dbias[jb + j] = float(acc[j]);
+  }
+}
+}  // namespace
+
+void bias_backward_cpu(Context& ctx, float* dbias, const float* dout, int64_t M, int64_t N) {
+  const int64_t grain = std::max<int64_t>(64, 65536 / std::max<int64_t>(M, 1));
+  parallel_for(ctx, N, grain,
+               [&](int64_t j0, int64_t j1) { column_sums(dbias, dout, M, N, j0, j1); });
+}
+
+#if KDNAS_HAVE_ONEDNN
+// oneDNN's matmul over the batch as one primitive: a, b and out keep their strides (no copy),
+// a batch dim an operand broadcasts has size 1 in its descriptor (oneDNN's broadcast rule),
+// and bias + GELU are fused as the bias argument and an eltwise post-op. Primitives are cached
+// by the full layout, so a hot loop pays only the lookup, three memory objects and the run.
+namespace {
+
+struct OperandDesc {
+  dnnl::memory::dims dims, strides;
+};
+
+// The descriptor of an operand [batch..., rows, cols]: broadcast batch dims (stride 0) get
+// size 1, and any size-1 batch dim a stride spanning everything inside it (oneDNN wants
+// strides consistent with a dense-enough layout even where the size makes them unused).
+OperandDesc operand_desc(const Shape& batch, const Shape& batch_strides, int64_t rows,
+                         int64_t cols, int64_t rs, int64_t cs) {
+  OperandDesc d;
+  const size_t nb = batch.size();
+  d.dims.resize(nb + 2);
+  d.strides.resize(nb + 2);
+  d.dims[nb] = rows;
+  d.dims[nb + 1] = cols;
+  d.strides[nb] = rs;
+  d.strides[nb + 1] = cs;
+  int64_t span = std::max(rows * rs, cols * cs);
+  for (size_t k = nb; k-- > 0;) {
+    const bool bcast = batch_strides[k] == 0 || batch[k] == 1;
+    d.dims[k] = bcast ? 1 : batch[k];
+    d.strides[k] = bcast ? span : batch_strides[k];
+    span = std::max(span, d.dims[k] * d.strides[k]);
+  }
+  return d;
+}
+
+}  // namespace
+
+void matmul_forward_onednn(Context& ctx, void* out, DType out_dtype, const void* a,
+                           const void* b, DType in_dtype, const float* bias, const GemmLayout& l,
+                           bool gelu) {
+  using namespace dnnl;
+  OnednnState& st = onednn_state(ctx);
+  const OperandDesc ad = operand_desc(l.batch, l.a_batch_strides, l.M, l.K, l.a_rs, l.a_cs);
+  const OperandDesc bd = operand_desc(l.batch, l.b_batch_strides, l.K, l.N, l.b_rs, l.b_cs);
+  memory::dims cdims(l.batch.begin(), l.batch.end());
+  cdims.push_back(l.M);
+  cdims.push_back(l.N);
+  const memory::data_type idt = onednn_dtype(in_dtype), odt = onednn_dtype(out_dtype);
+  const memory::desc a_md(ad.dims, idt, ad.strides), b_md(bd.dims, idt, bd.strides);
+  memory::dims c_strides(cdims.size());
+  int64_t s = 1;
+  for (size_t k = cdims.size(); k-- > 0;) {
+    c_strides[k] = s;
+    s *= cdims[k];
+  }
+  const memory::desc out_md(cdims, odt, c_strides);
+  // The bias as a [1, ..., 1, N] tensor, broadcast over everything but the columns.
+  memory::dims bias_dims(l.batch.size() + 1, 1), bias_strides(l.batch.size() + 1, l.N);
+  bias_dims.push_back(l.N);
+  bias_strides.push_back(1);
+  const memory::desc bias_md =
+      bias ? memory::desc(bias_dims, memory::data_type::f32, bias_strides) : memory::desc();
+
+  const std::string key = detail::concat("matmul:", dtype_name(in_dtype), ad.dims, ad.strides,
+                                         bd.dims, bd.strides, "->", dtype_name(out_dtype),
+                                         cdims, bias ? ":bias" : "", gelu ? ":gelu" : "");
+  const auto& e = onednn_cached(ctx, key, [&] {
+    primitive_attr attr;
+    if (gelu) {
+      post_ops po;
+      po.append_eltwise(1.f, algorithm::eltwise_gelu_erf, 0.f, 0.f);
+      attr.set_post_ops(po);
+    }
+    matmul::primitive_desc pd(matmul::desc(a_md, b_md, bias_md, out_md), attr, st.engine);
+    return OnednnState::Entry{matmul(pd), pd};
+  });
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC, memory(a_md, st.engine, const_cast<void*>(a))},
+      {DNNL_ARG_WEIGHTS, memory(b_md, st.engine, const_cast<void*>(b))},
+      {DNNL_ARG_DST, memory(out_md, st.engine, out)}};
+  if (bias) args.emplace(DNNL_ARG_BIAS, memory(bias_md, st.engine, const_cast<float*>(bias)));
+  e.prim.execute(st.stream, args);
+  st.stream.wait();
+}
+#else
+void matmul_forward_onednn(Context&, void*, DType, const void*, const void*, DType, const float*,
+                           const GemmLayout&, bool) {
+  detail::fail("matmul: built without oneDNN");
+}
+#endif
+
+}  // namespace kdnas

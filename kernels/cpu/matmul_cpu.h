@@ -1,0 +1,45 @@
+// Fast CPU GEMMs. Same contracts as kernels/ref/matmul_ref.h, for a whole batch of GEMMs at once.
+// matmul_forward_cpu is the OpenMP + vectorised f32 GEMM (the embedded build's); *_onednn runs
+// oneDNN's matmul primitive and exists only in builds with oneDNN (callers check
+// onednn_compiled()).
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/context.h"
+#include "tensor/tensor.h"
+
+namespace kdnas {
+
+// Where the matrices of a batched GEMM out = a · b live, in elements. The batch is out's batch
+// dims; an operand's batch stride is 0 along a dim it broadcasts. For batch index (g1, ..., gn):
+//   a(i, p)   = a[sum_d g_d * a_batch_strides[d] + i * a_rs + p * a_cs]   i < M, p < K
+//   b(p, j)   = b[sum_d g_d * b_batch_strides[d] + p * b_rs + j * b_cs]   p < K, j < N
+//   out(i, j) = out[g * M * N + i * N + j]  (contiguous; g the row-major batch index)
+// The op API guarantees one unit stride per matrix: (a_cs == 1 and a_rs >= K) or (a_rs == 1
+// and a_cs >= M), likewise for b; that is what oneDNN accepts without a copy.
+struct GemmLayout {
+  int64_t M = 0, K = 0, N = 0;
+  Shape batch;                             // out's batch dims (empty: one GEMM)
+  Shape a_batch_strides, b_batch_strides;  // one per batch dim
+  int64_t a_rs = 0, a_cs = 0, b_rs = 0, b_cs = 0;
+
+  int64_t batch_count() const { return shape_numel(batch); }
+  // The element offsets of matrix g (row-major batch index) in a and in b.
+  void batch_offsets(int64_t g, int64_t& a_off, int64_t& b_off) const;
+};
+
+// out (=) act(a · b + bias) for every matrix of the batch; bias [N] or null; f32.
+void matmul_forward_cpu(Context& ctx, float* out, const float* a, const float* b,
+                        const float* bias, const GemmLayout& l, bool gelu);
+
+// The same with oneDNN: a and b are f32 or bf16 (both the same), out f32 or bf16, bias f32 [N]
+// or null. The primitive for a layout is created once and cached in the Context.
+void matmul_forward_onednn(Context& ctx, void* out, DType out_dtype, const void* a,
+                           const void* b, DType in_dtype, const float* bias, const GemmLayout& l,
+                           bool gelu);
+
+// dbias[N] (=) sum over the M rows of dout[M, N] (contiguous).
+void bias_backward_cpu(Context& ctx, float* dbias, const float* dout, int64_t M, int64_t N);
+
+}  // namespace kdnas
