@@ -57,14 +57,14 @@ class Reader {
   void number(const char* key, double* out) {
     if (const json* v = take(key)) {
       KDNAS_CHECK(v->is_number(), prefix_, "key '", key, "' must be a number, got ", describe(*v));
-      *out = v->get<double>();
+      *out = finite(key, *v);
     }
   }
   void optional_number(const char* key, std::optional<double>* out) {
     if (const json* v = take(key)) {
       KDNAS_CHECK(v->is_number() || v->is_null(), prefix_, "key '", key,
                   "' must be a number or null, got ", describe(*v));
-      *out = v->is_null() ? std::nullopt : std::optional<double>(v->get<double>());
+      *out = v->is_null() ? std::nullopt : std::optional<double>(finite(key, *v));
     }
   }
   void string(const char* key, std::string* out, bool nullable = false) {
@@ -112,6 +112,13 @@ class Reader {
     taken_ = std::move(*it);
     rest_.erase(it);
     return &taken_;
+  }
+  // JSON has no infinity; nlohmann refuses 1e999 at parse time, and this guard keeps a
+  // non-finite value from ever reaching the config (it would be written back as null).
+  double finite(const char* key, const json& v) const {
+    const double d = v.get<double>();
+    KDNAS_CHECK(std::isfinite(d), prefix_, "key '", key, "' is out of range: ", describe(v));
+    return d;
   }
   static std::string describe(const json& v) {
     std::string s = v.dump();

@@ -173,19 +173,21 @@ TensorInfo parse_entry(const std::string& name, const json& v, const std::string
   ti.supported = e->supported;
   ti.dtype = e->dtype;
 
-  // numel is checked for overflow dimension by dimension, in order (as the reference reader
-  // does), so that a shape like [2^40, 2^40, 0] is rejected rather than multiplied in int64
-  // later; the result must also fit the int64 element counts of Shape.
+  // Overflow is checked on the product of the dimensions with zeros counted as one: that
+  // product bounds both the element count and every stride of the contiguous layout, which
+  // Shape holds in int64. So [2^40, 2^40, 0] and [0, 2^40, 2^40] are rejected, although they
+  // hold no elements, rather than overflowing a stride later.
   const json& sh = v["shape"];
   KDNAS_CHECK(sh.is_array(), where, "shape must be an array, got ", json_type(sh));
-  uint64_t numel = 1;
+  uint64_t numel = 1, span = 1;
   for (const json& d : sh) {
     uint64_t n;
     KDNAS_CHECK(get_u64(d, &n), where, "shape entries must be non-negative integers, got ",
                 d.dump());
-    KDNAS_CHECK(!__builtin_mul_overflow(numel, n, &numel) &&
-                    numel <= uint64_t(std::numeric_limits<int64_t>::max()),
+    KDNAS_CHECK(!__builtin_mul_overflow(span, std::max<uint64_t>(n, 1), &span) &&
+                    span <= uint64_t(std::numeric_limits<int64_t>::max()),
                 where, "the element count of shape ", sh.dump(), " overflows");
+    numel *= n;  // <= span: no overflow
     ti.shape.push_back(int64_t(n));
   }
   uint64_t nbytes;

@@ -143,6 +143,7 @@ TEST_CASE("config: a key with the wrong JSON type is an error naming the key") {
   check_parse_fails(R"({"num_hidden_layers": true})", {"key 'num_hidden_layers' must be an integer"});
   check_parse_fails(R"({"vocab_size": 18446744073709551615})", {"key 'vocab_size' is out of range"});
   check_parse_fails(R"({"layer_norm_eps": "1e-5"})", {"key 'layer_norm_eps' must be a number"});
+  check_parse_fails(R"({"layer_norm_eps": 1e999})", {"not valid JSON", "1e999"});
   check_parse_fails(R"({"hidden_act": 5})", {"key 'hidden_act' must be a string"});
   check_parse_fails(R"({"use_cache": 1})", {"key 'use_cache' must be true or false"});
   check_parse_fails(R"({"architectures": "XLMRobertaModel"})",

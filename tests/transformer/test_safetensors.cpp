@@ -363,6 +363,10 @@ TEST_CASE("safetensors: every malformed-file rule gives a clear error") {
     const std::string j =
         R"({"a":{"dtype":"F32","shape":[4294967296,4294967296,0],"data_offsets":[0,0]}})";
     check_open_fails(dir, make_file(j, ""), {"tensor 'a'", "overflows"});
+    // No elements, but the strides of [0, 2^40, 2^40] would not fit int64.
+    const std::string z =
+        R"({"a":{"dtype":"F32","shape":[0,1099511627776,1099511627776],"data_offsets":[0,0]}})";
+    check_open_fails(dir, make_file(z, ""), {"tensor 'a'", "overflows"});
     const std::string k = R"({"a":{"dtype":"F64","shape":[4611686018427387904],"data_offsets":[0,0]}})";
     check_open_fails(dir, make_file(k, ""), {"tensor 'a'", "byte size", "overflows"});
   }
