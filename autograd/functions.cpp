@@ -26,7 +26,9 @@ const Tensor& val(const char* op, const char* arg, const Variable& v) {
 }
 
 // dL/dloss of a scalar loss node, as the kernels' loss backward takes it.
-double scalar_of(const Tensor& dout) { return dout.item(); }
+double scalar_of(const Tensor& dout) {
+  return dout.item();
+}
 
 // A stand-in with t's shape and dtype over one element (every stride 0), for a backward that
 // reads only the shape: the node then does not keep t's bytes alive.
@@ -34,8 +36,7 @@ Tensor shape_only(const Tensor& t) {
   return Tensor::zeros({}, t.dtype(), t.device()).expand(t.shape());
 }
 
-Variable binary(Context& ctx, BinaryOp op, const char* name, const Variable& a,
-                const Variable& b) {
+Variable binary(Context& ctx, BinaryOp op, const char* name, const Variable& a, const Variable& b) {
   const Tensor &av = val(name, "a", a), &bv = val(name, "b", b);
   Tensor out = binary_forward(ctx, op, av, bv);
   // add and sub: the gradients depend on dout and the shapes only.
@@ -54,8 +55,9 @@ Variable binary(Context& ctx, BinaryOp op, const char* name, const Variable& a,
 
 Variable gelu(Context& ctx, const Variable& x) {
   const Tensor& xv = val("gelu", "x", x);
-  return record_op(ctx, "gelu", gelu_forward(ctx, xv), {x},
-                   [xv](Context& c, const Tensor& d) -> Grads { return {gelu_backward(c, d, xv)}; });
+  return record_op(
+      ctx, "gelu", gelu_forward(ctx, xv), {x},
+      [xv](Context& c, const Tensor& d) -> Grads { return {gelu_backward(c, d, xv)}; });
 }
 
 Variable tanh(Context& ctx, const Variable& x) {
@@ -66,15 +68,15 @@ Variable tanh(Context& ctx, const Variable& x) {
 
 Variable relu(Context& ctx, const Variable& x) {
   const Tensor& xv = val("relu", "x", x);
-  return record_op(ctx, "relu", relu_forward(ctx, xv), {x},
-                   [xv](Context& c, const Tensor& d) -> Grads { return {relu_backward(c, d, xv)}; });
+  return record_op(
+      ctx, "relu", relu_forward(ctx, xv), {x},
+      [xv](Context& c, const Tensor& d) -> Grads { return {relu_backward(c, d, xv)}; });
 }
 
 Variable scale(Context& ctx, const Variable& x, double alpha) {
-  return record_op(ctx, "scale", scale_forward(ctx, val("scale", "x", x), alpha), {x},
-                   [alpha](Context& c, const Tensor& d) -> Grads {
-                     return {scale_forward(c, d, alpha)};
-                   });
+  return record_op(
+      ctx, "scale", scale_forward(ctx, val("scale", "x", x), alpha), {x},
+      [alpha](Context& c, const Tensor& d) -> Grads { return {scale_forward(c, d, alpha)}; });
 }
 
 // ---- binary ---------------------------------------------------------------------------------
@@ -162,9 +164,10 @@ Variable dropout(Context& ctx, const Variable& x, double p, Rng& rng, bool train
   // a run resumed from a checkpointed Rng state) continues the same stream.
   const uint64_t first = rng.reserve(uint64_t(xv.numel()));
   DropoutOutput o = dropout_forward(ctx, xv, p, rng.seed(), first);
-  return record_op(ctx, "dropout", o.out, {x}, [mask = o.mask, p](Context& c, const Tensor& d) -> Grads {
-    return {dropout_backward(c, d, mask, p)};
-  });
+  return record_op(ctx, "dropout", o.out, {x},
+                   [mask = o.mask, p](Context& c, const Tensor& d) -> Grads {
+                     return {dropout_backward(c, d, mask, p)};
+                   });
 }
 
 // ---- reductions -----------------------------------------------------------------------------
@@ -188,11 +191,11 @@ Variable mean(Context& ctx, const Variable& x, int64_t dim, bool keepdim) {
 Variable max(Context& ctx, const Variable& x, int64_t dim, bool keepdim) {
   const Tensor& xv = val("max", "x", x);
   MaxOutput o = max(ctx, xv, dim, keepdim);
-  return record_op(ctx, "max", o.values, {x},
-                   [idx = o.indices, shape = xv.shape(), dim, keepdim](Context& c,
-                                                                      const Tensor& d) -> Grads {
-                     return {max_backward(c, d, idx, shape, dim, keepdim)};
-                   });
+  return record_op(
+      ctx, "max", o.values, {x},
+      [idx = o.indices, shape = xv.shape(), dim, keepdim](Context& c, const Tensor& d) -> Grads {
+        return {max_backward(c, d, idx, shape, dim, keepdim)};
+      });
 }
 
 Variable sum_all(Context& ctx, const Variable& x) {
@@ -260,23 +263,24 @@ Variable narrow(Context& ctx, const Variable& x, int64_t dim, int64_t start, int
 }
 
 Variable permute(Context& ctx, const Variable& x, const std::vector<int64_t>& order) {
-  return record_op(ctx, "permute", permute_copy(ctx, val("permute", "x", x), order), {x},
-                   [order](Context& c, const Tensor& d) -> Grads {
-                     return {permute_backward(c, d, order)};
-                   });
+  return record_op(
+      ctx, "permute", permute_copy(ctx, val("permute", "x", x), order), {x},
+      [order](Context& c, const Tensor& d) -> Grads { return {permute_backward(c, d, order)}; });
 }
 
 Variable reshape(Context& ctx, const Variable& x, const Shape& shape) {
   const Tensor& xv = val("reshape", "x", x);
-  return record_op(ctx, "reshape", xv.reshape(shape), {x},
-                   [in = xv.shape()](Context&, const Tensor& d) -> Grads { return {d.reshape(in)}; });
+  return record_op(
+      ctx, "reshape", xv.reshape(shape), {x},
+      [in = xv.shape()](Context&, const Tensor& d) -> Grads { return {d.reshape(in)}; });
 }
 
 Variable view(Context& ctx, const Variable& x, const Shape& shape) {
   const Tensor& xv = val("view", "x", x);
   // The gradient arrives contiguous or as the view of one, so reshape (a view when it can be).
-  return record_op(ctx, "view", xv.view(shape), {x},
-                   [in = xv.shape()](Context&, const Tensor& d) -> Grads { return {d.reshape(in)}; });
+  return record_op(
+      ctx, "view", xv.view(shape), {x},
+      [in = xv.shape()](Context&, const Tensor& d) -> Grads { return {d.reshape(in)}; });
 }
 
 Variable transpose(Context& ctx, const Variable& x, int64_t d0, int64_t d1) {

@@ -73,7 +73,7 @@ Variable concat(Context& ctx, const std::vector<Variable>& xs, int64_t dim);
 // this is for, not for splitting a sequence into tokens.
 std::vector<Variable> split(Context& ctx, const Variable& x, int64_t dim,
                             const std::vector<int64_t>& sizes);
-// x[..., start : start + length, ...] along dim, as a view (e.g. the <s> token: narrow(x, 1, 0, 1)).
+// x[..., start : start + length, ...] along dim, as a view (the <s> token: narrow(x, 1, 0, 1)).
 Variable narrow(Context& ctx, const Variable& x, int64_t dim, int64_t start, int64_t length);
 // A contiguous copy with the dims permuted (the attention head split {0, 2, 1, 3}).
 Variable permute(Context& ctx, const Variable& x, const std::vector<int64_t>& order);

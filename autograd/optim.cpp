@@ -26,7 +26,8 @@ bool is_no_decay_name(const std::string& name) {
 std::vector<ParamGroup> split_decay_groups(const std::vector<Variable>& params,
                                            double weight_decay) {
   ParamGroup decay{{}, 1.0, weight_decay}, no_decay{{}, 1.0, 0.0};
-  for (const Variable& p : params) (is_no_decay_name(p.name()) ? no_decay : decay).params.push_back(p);
+  for (const Variable& p : params)
+    (is_no_decay_name(p.name()) ? no_decay : decay).params.push_back(p);
   std::vector<ParamGroup> groups;
   if (!decay.params.empty()) groups.push_back(std::move(decay));
   if (!no_decay.params.empty()) groups.push_back(std::move(no_decay));
@@ -48,9 +49,8 @@ Optimizer::Optimizer(const char* kind, std::vector<ParamGroup> groups, double lr
     KDNAS_CHECK(g.weight_decay >= 0 && std::isfinite(g.weight_decay), kind_,
                 ": a group's weight_decay is ", g.weight_decay);
     for (const Variable& p : g.params) {
-      const std::string name = p.defined() && !p.name().empty()
-                                   ? p.name()
-                                   : "param" + std::to_string(params_.size());
+      const std::string name =
+          p.defined() && !p.name().empty() ? p.name() : "param" + std::to_string(params_.size());
       KDNAS_CHECK(p.defined(), kind_, ": ", name, " is an undefined variable");
       KDNAS_CHECK(p.is_leaf() && p.requires_grad(), kind_, ": ", name, " (shape ", p.shape(),
                   ") is not a leaf that requires a gradient");
@@ -130,9 +130,9 @@ void Optimizer::load_state(const NamedTensors& state) {
     auto s = std::find(slot_names_.begin(), slot_names_.end(), slot);
     KDNAS_CHECK(s != slot_names_.end(), kind_, ": state entry '", key, "': ", kind_,
                 " has no slot '", slot, "'");
-    KDNAS_CHECK(t.shape() == p->param.shape() && t.dtype() == DType::F32, kind_,
-                ": state entry '", key, "' is ", t.shape(), " ", dtype_name(t.dtype()),
-                " but the parameter is ", p->param.shape(), " f32");
+    KDNAS_CHECK(t.shape() == p->param.shape() && t.dtype() == DType::F32, kind_, ": state entry '",
+                key, "' is ", t.shape(), " ", dtype_name(t.dtype()), " but the parameter is ",
+                p->param.shape(), " f32");
     auto& v = slots[p];
     v.resize(slot_names_.size());
     v[size_t(s - slot_names_.begin())] = t.contiguous().clone();
@@ -223,7 +223,8 @@ double sum_of_squares(Context& ctx, const T* x, int64_t n) {
   parallel_for(ctx, blocks, 4, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
       double s = 0;
-      for (int64_t i = b * kBlock, e = std::min(n, i + kBlock); i < e; ++i) s += double(x[i]) * x[i];
+      for (int64_t i = b * kBlock, e = std::min(n, i + kBlock); i < e; ++i)
+        s += double(x[i]) * x[i];
       partial[size_t(b)] = s;
     }
   });

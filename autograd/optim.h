@@ -35,7 +35,8 @@ struct ParamGroup {
 // A parameter goes to the no-decay group when its name ends in "bias" or contains "LayerNorm",
 // "layer_norm" or "layernorm" (Hugging Face's names: "....attention.output.LayerNorm.weight",
 // "....intermediate.dense.bias"). Empty groups are dropped.
-std::vector<ParamGroup> split_decay_groups(const std::vector<Variable>& params, double weight_decay);
+std::vector<ParamGroup> split_decay_groups(const std::vector<Variable>& params,
+                                           double weight_decay);
 bool is_no_decay_name(const std::string& name);
 
 // Named state tensors; a checkpoint stores them as they are.

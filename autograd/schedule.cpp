@@ -9,9 +9,12 @@ namespace kdnas {
 
 const char* decay_name(Decay d) {
   switch (d) {
-    case Decay::Linear: return "linear";
-    case Decay::Cosine: return "cosine";
-    case Decay::Constant: return "constant";
+    case Decay::Linear:
+      return "linear";
+    case Decay::Cosine:
+      return "cosine";
+    case Decay::Constant:
+      return "constant";
   }
   return "?";
 }
@@ -19,8 +22,8 @@ const char* decay_name(Decay d) {
 Decay decay_from_name(const std::string& name) {
   for (Decay d : {Decay::Linear, Decay::Cosine, Decay::Constant})
     if (name == decay_name(d)) return d;
-  detail::fail(detail::concat("schedule: unknown decay '", name,
-                              "' (expected linear, cosine or constant)"));
+  detail::fail(
+      detail::concat("schedule: unknown decay '", name, "' (expected linear, cosine or constant)"));
 }
 
 LrSchedule::LrSchedule(double peak_lr, int64_t warmup_steps, int64_t total_steps, Decay decay,

@@ -91,12 +91,14 @@ Variable::Impl& Variable::impl() const {
   return *impl_;
 }
 
-const Tensor& Variable::value() const { return impl().value; }
+const Tensor& Variable::value() const {
+  return impl().value;
+}
 
 void Variable::set_value(Tensor value) const {
   Impl& im = impl();
-  KDNAS_CHECK(is_leaf(), "variable: set_value on ", im.name.empty() ? "the result of an op" : im.name,
-              "; only leaves can be replaced");
+  KDNAS_CHECK(is_leaf(), "variable: set_value on ",
+              im.name.empty() ? "the result of an op" : im.name, "; only leaves can be replaced");
   KDNAS_CHECK(value.shape() == im.value.shape() && value.dtype() == im.value.dtype(),
               "variable: set_value of ", im.name, " with ", value.shape(), " ",
               dtype_name(value.dtype()), " but it is ", im.value.shape(), " ",
@@ -104,7 +106,9 @@ void Variable::set_value(Tensor value) const {
   im.value = std::move(value);
 }
 
-const std::string& Variable::name() const { return impl().name; }
+const std::string& Variable::name() const {
+  return impl().name;
+}
 
 void Variable::set_name(std::string name) const {
   Impl& im = impl();
@@ -112,9 +116,13 @@ void Variable::set_name(std::string name) const {
   if (im.node && im.node->is_leaf()) im.node->label = im.name;
 }
 
-bool Variable::requires_grad() const { return impl().node != nullptr; }
+bool Variable::requires_grad() const {
+  return impl().node != nullptr;
+}
 
-bool Variable::is_leaf() const { return !impl().node || impl().node->is_leaf(); }
+bool Variable::is_leaf() const {
+  return !impl().node || impl().node->is_leaf();
+}
 
 void Variable::set_requires_grad(bool on) const {
   Impl& im = impl();
@@ -151,7 +159,9 @@ void Variable::zero_grad() const {
   if (impl().node) impl().node->grad = Tensor();
 }
 
-const std::shared_ptr<GradNode>& Variable::node() const { return impl().node; }
+const std::shared_ptr<GradNode>& Variable::node() const {
+  return impl().node;
+}
 
 int64_t Variable::graph_size() const {
   return impl().node ? int64_t(topological_order(impl().node).size()) : 0;
@@ -166,8 +176,9 @@ void Variable::backward() const {
 
 void Variable::backward(const Tensor& dout) const {
   const Impl& im = impl();
-  KDNAS_CHECK(im.node, "backward: the variable ", im.name.empty() ? "" : im.name + " ",
-              "of shape ", im.value.shape(), " does not require a gradient (no parameter reaches it, "
+  KDNAS_CHECK(im.node, "backward: the variable ", im.name.empty() ? "" : im.name + " ", "of shape ",
+              im.value.shape(),
+              " does not require a gradient (no parameter reaches it, "
               "or it was computed under NoGradGuard)");
   KDNAS_CHECK(dout.shape() == im.value.shape() && dout.dtype() == im.value.dtype(),
               "backward: dout is ", dout.shape(), " ", dtype_name(dout.dtype()),
@@ -189,7 +200,8 @@ void Variable::backward(const Tensor& dout) const {
       KDNAS_CHECK(grads.size() == n->inputs.size(), "autograd: backward of ", n->label,
                   " returned ", grads.size(), " gradients for ", n->inputs.size(), " inputs");
       for (size_t i = 0; i < grads.size(); ++i)
-        if (n->inputs[i] && grads[i].defined()) accumulate(*n->inputs[i], std::move(grads[i]), n->ctx);
+        if (n->inputs[i] && grads[i].defined())
+          accumulate(*n->inputs[i], std::move(grads[i]), n->ctx);
     }
     // Free as we go: the closure's saved tensors, the edges and the intermediate gradient.
     n->backward = nullptr;
@@ -202,10 +214,16 @@ void Variable::backward(const Tensor& dout) const {
 // ---------------------------------------------------------------------------------------------
 // Grad mode and recording
 
-bool grad_enabled() { return g_grad_enabled; }
+bool grad_enabled() {
+  return g_grad_enabled;
+}
 
-NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false; }
-NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }
+NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) {
+  g_grad_enabled = false;
+}
+NoGradGuard::~NoGradGuard() {
+  g_grad_enabled = previous_;
+}
 
 Variable record_op(Context& ctx, const char* op, Tensor value, const std::vector<Variable>& inputs,
                    BackwardFn backward) {

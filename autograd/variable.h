@@ -41,7 +41,7 @@ struct GradNode {
   std::string label;  // the op that made it ("linear"), or the leaf's name, for messages
   Shape shape;        // the value's shape and dtype: every gradient must match them
   DType dtype = DType::F32;
-  Tensor grad;        // dL/d(value); undefined until something is accumulated into it
+  Tensor grad;  // dL/d(value); undefined until something is accumulated into it
   // Non-leaves only: the op's inputs (null where an input needs no gradient), the closure and
   // the Context that gradients of this node are accumulated in.
   std::vector<std::shared_ptr<GradNode>> inputs;
