@@ -23,8 +23,8 @@ Rows rows_of(const char* op, const Tensor& x) {
 // A per-channel parameter must be exactly [C].
 void check_param(const char* op, const char* name, const Tensor& p, const Tensor& x, int64_t C) {
   check_dtype(op, name, p, {x.dtype()});
-  KDNAS_CHECK(p.dim() == 1 && p.size(0) == C, op, ": x is ", x.shape(), " (C = ", C, ") but ",
-              name, " is ", p.shape(), "; expected [", C, "]");
+  KDNAS_CHECK(p.dim() == 1 && p.size(0) == C, op, ": x is ", x.shape(), " (C = ", C, ") but ", name,
+              " is ", p.shape(), "; expected [", C, "]");
 }
 
 // A per-row statistic must be [rows].
@@ -64,8 +64,8 @@ LayerNormOutput layer_norm_forward(Context& ctx, const Tensor& x, const Tensor& 
                              xc.data<T>(), gc.data<T>(), bc.data<T>(), rows, C, T(eps));
     });
   } else if (r == Route::Omp || r == Route::Onednn) {
-    auto* kernel = r == Route::Onednn && kOnednnLayerNorm ? layer_norm_forward_onednn
-                                                          : layer_norm_forward_cpu;
+    auto* kernel =
+        r == Route::Onednn && kOnednnLayerNorm ? layer_norm_forward_onednn : layer_norm_forward_cpu;
     kernel(ctx, res.out.data<float>(), res.mean.data<float>(), res.rstd.data<float>(),
            xc.data<float>(), gc.data<float>(), bc.data<float>(), rows, C, float(eps));
   } else {
@@ -105,9 +105,8 @@ LayerNormGrads layer_norm_backward(Context& ctx, const Tensor& dout, const Tenso
   } else if (r == Route::Omp || r == Route::Onednn) {
     auto* kernel = r == Route::Onednn && kOnednnLayerNorm ? layer_norm_backward_onednn
                                                           : layer_norm_backward_cpu;
-    kernel(ctx, g.dx.data<float>(), g.dgamma.data<float>(), g.dbeta.data<float>(),
-           dc.data<float>(), xc.data<float>(), gc.data<float>(), mc.data<float>(),
-           sc.data<float>(), rows, C);
+    kernel(ctx, g.dx.data<float>(), g.dgamma.data<float>(), g.dbeta.data<float>(), dc.data<float>(),
+           xc.data<float>(), gc.data<float>(), mc.data<float>(), sc.data<float>(), rows, C);
   } else {
     no_kernel(op, r, x.dtype());
   }

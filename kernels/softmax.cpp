@@ -131,8 +131,9 @@ Tensor log_softmax_forward(Context& ctx, const Tensor& x) {
   const int64_t rows = x.numel() / N;
   if (r == Route::Ref || x.dtype() == DType::F64) {
     KDNAS_CHECK(x.device().is_cpu(), op, ": f64 runs on the CPU reference only");
-    dispatch_float(op, x.dtype(),
-                   [&]<typename T>() { log_softmax_forward_ref(out.data<T>(), xc.data<T>(), rows, N); });
+    dispatch_float(op, x.dtype(), [&]<typename T>() {
+      log_softmax_forward_ref(out.data<T>(), xc.data<T>(), rows, N);
+    });
   } else if (r == Route::Omp || r == Route::Onednn) {
     log_softmax_forward_cpu(ctx, out.data<float>(), xc.data<float>(), rows, N);
   } else {

@@ -20,7 +20,8 @@ struct Inputs {
 };
 Inputs make_inputs(int64_t rows, int64_t C) {
   Rng rng(0);
-  Inputs in{Tensor::empty({rows, C}), Tensor::empty({C}), Tensor::empty({C}), Tensor::empty({rows, C})};
+  Inputs in{Tensor::empty({rows, C}), Tensor::empty({C}), Tensor::empty({C}),
+            Tensor::empty({rows, C})};
   rng.fill_uniform(in.x, -2.f, 4.f);
   rng.fill_uniform(in.gamma, 0.5f, 1.5f);
   rng.fill_uniform(in.beta, -0.5f, 0.5f);
@@ -33,17 +34,16 @@ LayerNormOutput forward_primitive(Context& ctx, const Inputs& in) {
   const int64_t rows = in.x.size(0), C = in.x.size(1);
   LayerNormOutput y{Tensor::empty(in.x.shape()), Tensor::empty({rows}), Tensor::empty({rows})};
   layer_norm_forward_onednn(ctx, y.out.data<float>(), y.mean.data<float>(), y.rstd.data<float>(),
-                            in.x.data<float>(), in.gamma.data<float>(), in.beta.data<float>(),
-                            rows, C, float(kEps));
+                            in.x.data<float>(), in.gamma.data<float>(), in.beta.data<float>(), rows,
+                            C, float(kEps));
   return y;
 }
 LayerNormGrads backward_primitive(Context& ctx, const Inputs& in, const LayerNormOutput& y) {
   const int64_t rows = in.x.size(0), C = in.x.size(1);
   LayerNormGrads g{Tensor::empty(in.x.shape()), Tensor::empty({C}), Tensor::empty({C})};
-  layer_norm_backward_onednn(ctx, g.dx.data<float>(), g.dgamma.data<float>(),
-                             g.dbeta.data<float>(), in.dout.data<float>(), in.x.data<float>(),
-                             in.gamma.data<float>(), y.mean.data<float>(), y.rstd.data<float>(),
-                             rows, C);
+  layer_norm_backward_onednn(ctx, g.dx.data<float>(), g.dgamma.data<float>(), g.dbeta.data<float>(),
+                             in.dout.data<float>(), in.x.data<float>(), in.gamma.data<float>(),
+                             y.mean.data<float>(), y.rstd.data<float>(), rows, C);
   return g;
 }
 
@@ -52,7 +52,8 @@ void BM_layer_norm_forward(benchmark::State& state, Backend be, bool primitive) 
   const int64_t rows = state.range(0), C = state.range(1);
   Inputs in = make_inputs(rows, C);
   auto run = [&] {
-    return primitive ? forward_primitive(ctx, in) : layer_norm_forward(ctx, in.x, in.gamma, in.beta, kEps);
+    return primitive ? forward_primitive(ctx, in)
+                     : layer_norm_forward(ctx, in.x, in.gamma, in.beta, kEps);
   };
   LayerNormOutput want = layer_norm_forward(ref, in.x, in.gamma, in.beta, kEps), got = run();
   if (!validate(state, got.out, want.out, 1e-5, 1e-5) ||
@@ -72,7 +73,8 @@ void BM_layer_norm_backward(benchmark::State& state, Backend be, bool primitive)
     return primitive ? backward_primitive(ctx, in, y)
                      : layer_norm_backward(ctx, in.dout, in.x, in.gamma, y.mean, y.rstd);
   };
-  LayerNormGrads want = layer_norm_backward(ref, in.dout, in.x, in.gamma, y.mean, y.rstd), got = run();
+  LayerNormGrads want = layer_norm_backward(ref, in.dout, in.x, in.gamma, y.mean, y.rstd),
+                 got = run();
   // dgamma, dbeta: sums over 128 rows, whose f32 rounding depends on the summation order.
   if (!validate(state, got.dx, want.dx, 1e-5, 1e-5) ||
       !validate(state, got.dgamma, want.dgamma, 1e-4, 1e-5) ||
@@ -80,7 +82,8 @@ void BM_layer_norm_backward(benchmark::State& state, Backend be, bool primitive)
     return;
   // Reads dout, x, gamma, mean, rstd; writes dx, dgamma, dbeta.
   const size_t data = in.x.nbytes(), par = in.gamma.nbytes(), stat = 2 * size_t(rows) * 4;
-  run_timed(state, ctx, {double(3 * data + 3 * par + stat), 0, 2 * data + par + stat, data + 2 * par},
+  run_timed(state, ctx,
+            {double(3 * data + 3 * par + stat), 0, 2 * data + par + stat, data + 2 * par},
             [&] { benchmark::DoNotOptimize(run().dx.raw_data()); });
 }
 
@@ -95,13 +98,17 @@ BENCHMARK_CAPTURE(BM_layer_norm_backward, omp, Backend::Omp, false)->Apply(shape
 [[maybe_unused]] const bool registered = [] {
   if (!onednn_compiled()) return false;
   benchmark::RegisterBenchmark("BM_layer_norm_forward/onednn", BM_layer_norm_forward,
-                               Backend::Onednn, false)->Apply(shapes);
+                               Backend::Onednn, false)
+      ->Apply(shapes);
   benchmark::RegisterBenchmark("BM_layer_norm_backward/onednn", BM_layer_norm_backward,
-                               Backend::Onednn, false)->Apply(shapes);
+                               Backend::Onednn, false)
+      ->Apply(shapes);
   benchmark::RegisterBenchmark("BM_layer_norm_forward/onednn_primitive", BM_layer_norm_forward,
-                               Backend::Onednn, true)->Apply(shapes);
+                               Backend::Onednn, true)
+      ->Apply(shapes);
   benchmark::RegisterBenchmark("BM_layer_norm_backward/onednn_primitive", BM_layer_norm_backward,
-                               Backend::Onednn, true)->Apply(shapes);
+                               Backend::Onednn, true)
+      ->Apply(shapes);
   return true;
 }();
 

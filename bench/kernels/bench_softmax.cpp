@@ -42,8 +42,9 @@ void BM_softmax_forward(benchmark::State& state, Backend be) {
                 softmax_forward(ref, c.x, c.mask, c.scale), 1e-5, 1e-5))
     return;
   const size_t data = c.x.nbytes(), mask = c.mask.defined() ? c.mask.nbytes() : 0;
-  run_timed(state, ctx, {double(2 * data + mask), 0, data + mask, data},
-            [&] { benchmark::DoNotOptimize(softmax_forward(ctx, c.x, c.mask, c.scale).raw_data()); });
+  run_timed(state, ctx, {double(2 * data + mask), 0, data + mask, data}, [&] {
+    benchmark::DoNotOptimize(softmax_forward(ctx, c.x, c.mask, c.scale).raw_data());
+  });
 }
 
 void BM_softmax_backward(benchmark::State& state, Backend be) {
@@ -54,8 +55,9 @@ void BM_softmax_backward(benchmark::State& state, Backend be) {
                 softmax_backward(ref, c.dout, y, c.scale), 1e-5, 1e-5))
     return;
   const size_t data = c.x.nbytes();
-  run_timed(state, ctx, {3.0 * double(data), 0, 2 * data, data},
-            [&] { benchmark::DoNotOptimize(softmax_backward(ctx, c.dout, y, c.scale).raw_data()); });
+  run_timed(state, ctx, {3.0 * double(data), 0, 2 * data, data}, [&] {
+    benchmark::DoNotOptimize(softmax_backward(ctx, c.dout, y, c.scale).raw_data());
+  });
 }
 
 void BM_log_softmax_forward(benchmark::State& state, Backend be) {
@@ -91,10 +93,15 @@ void all_shapes(benchmark::internal::Benchmark* b) {
 
 void register_all(const char* suffix, Backend be) {
   const std::string s = suffix;
-  benchmark::RegisterBenchmark(("BM_softmax_forward/" + s).c_str(), BM_softmax_forward, be)->Apply(all_shapes);
-  benchmark::RegisterBenchmark(("BM_softmax_backward/" + s).c_str(), BM_softmax_backward, be)->Apply(all_shapes);
-  benchmark::RegisterBenchmark(("BM_log_softmax_forward/" + s).c_str(), BM_log_softmax_forward, be)->Apply(rows_shapes);
-  benchmark::RegisterBenchmark(("BM_log_softmax_backward/" + s).c_str(), BM_log_softmax_backward, be)->Apply(rows_shapes);
+  benchmark::RegisterBenchmark(("BM_softmax_forward/" + s).c_str(), BM_softmax_forward, be)
+      ->Apply(all_shapes);
+  benchmark::RegisterBenchmark(("BM_softmax_backward/" + s).c_str(), BM_softmax_backward, be)
+      ->Apply(all_shapes);
+  benchmark::RegisterBenchmark(("BM_log_softmax_forward/" + s).c_str(), BM_log_softmax_forward, be)
+      ->Apply(rows_shapes);
+  benchmark::RegisterBenchmark(("BM_log_softmax_backward/" + s).c_str(), BM_log_softmax_backward,
+                               be)
+      ->Apply(rows_shapes);
 }
 
 // The oneDNN variants exist only in builds with oneDNN.

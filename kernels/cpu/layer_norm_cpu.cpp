@@ -105,7 +105,8 @@ void layer_norm_backward_cpu(Context& ctx, float* dinp, float* dgamma, float* db
                              const float* mean, const float* rstd, int64_t rows, int64_t C) {
   // One block of rows per thread (fewer for small problems), each with its own [C] partial
   // sums of dgamma and dbeta, added up at the end: nb * C extra floats, small next to rows * C.
-  const int64_t nb = std::clamp<int64_t>(rows * C / kGrain, 1, std::min<int64_t>(ctx.threads(), rows));
+  const int64_t nb =
+      std::clamp<int64_t>(rows * C / kGrain, 1, std::min<int64_t>(ctx.threads(), rows));
   std::vector<float> part(static_cast<size_t>(2 * nb * C));
   float* dgamma_part = part.data();
   float* dbeta_part = part.data() + nb * C;
@@ -140,9 +141,9 @@ dnnl::layer_normalization_forward::primitive_desc ln_fwd_pd(OnednnState& st, int
 }
 }  // namespace
 
-void layer_norm_forward_onednn(Context& ctx, float* out, float* mean, float* rstd,
-                               const float* inp, const float* gamma, const float* beta,
-                               int64_t rows, int64_t C, float eps) {
+void layer_norm_forward_onednn(Context& ctx, float* out, float* mean, float* rstd, const float* inp,
+                               const float* gamma, const float* beta, int64_t rows, int64_t C,
+                               float eps) {
   using namespace dnnl;
   OnednnState& st = onednn_state(ctx);
   const auto& e = onednn_cached(
@@ -153,9 +154,14 @@ void layer_norm_forward_onednn(Context& ctx, float* out, float* mean, float* rst
   const memory::desc data = ln_data_md(rows, C), stat = ln_vec_md(rows), par = ln_vec_md(C);
   memory src(data, st.engine, const_cast<float*>(inp)), dst(data, st.engine, out);
   memory mm(stat, st.engine, mean), vm(stat, st.engine, rstd);
-  memory sc(par, st.engine, const_cast<float*>(gamma)), sh(par, st.engine, const_cast<float*>(beta));
-  e.prim.execute(st.stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}, {DNNL_ARG_MEAN, mm},
-                             {DNNL_ARG_VARIANCE, vm}, {DNNL_ARG_SCALE, sc}, {DNNL_ARG_SHIFT, sh}});
+  memory sc(par, st.engine, const_cast<float*>(gamma)),
+      sh(par, st.engine, const_cast<float*>(beta));
+  e.prim.execute(st.stream, {{DNNL_ARG_SRC, src},
+                             {DNNL_ARG_DST, dst},
+                             {DNNL_ARG_MEAN, mm},
+                             {DNNL_ARG_VARIANCE, vm},
+                             {DNNL_ARG_SCALE, sc},
+                             {DNNL_ARG_SHIFT, sh}});
   st.stream.wait();
   for (int64_t r = 0; r < rows; ++r) rstd[r] = 1.0f / std::sqrt(rstd[r] + eps);
 }
@@ -176,16 +182,22 @@ void layer_norm_backward_onednn(Context& ctx, float* dinp, float* dgamma, float*
   std::vector<float> var(static_cast<size_t>(rows));
   for (int64_t r = 0; r < rows; ++r) var[size_t(r)] = 1.0f / (rstd[r] * rstd[r]);
   const memory::desc data = ln_data_md(rows, C), stat = ln_vec_md(rows), par = ln_vec_md(C);
-  memory src(data, st.engine, const_cast<float*>(inp)), ddst(data, st.engine, const_cast<float*>(dout));
+  memory src(data, st.engine, const_cast<float*>(inp)),
+      ddst(data, st.engine, const_cast<float*>(dout));
   memory dsrc(data, st.engine, dinp);
   memory mm(stat, st.engine, const_cast<float*>(mean)), vm(stat, st.engine, var.data());
   memory sc(par, st.engine, const_cast<float*>(gamma));
+  memory dsc(par, st.engine, dgamma), dsh(par, st.engine, dbeta);
   // oneDNN 2.6 refuses to execute a use_shift backward without a SHIFT argument, although no
   // gradient depends on beta and it reads none; gamma's buffer (same size) stands in for it.
-  memory dsc(par, st.engine, dgamma), dsh(par, st.engine, dbeta);
-  e.prim.execute(st.stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, ddst},
-                             {DNNL_ARG_MEAN, mm}, {DNNL_ARG_VARIANCE, vm}, {DNNL_ARG_SCALE, sc},
-                             {DNNL_ARG_SHIFT, sc}, {DNNL_ARG_DIFF_SRC, dsrc}, {DNNL_ARG_DIFF_SCALE, dsc},
+  e.prim.execute(st.stream, {{DNNL_ARG_SRC, src},
+                             {DNNL_ARG_DIFF_DST, ddst},
+                             {DNNL_ARG_MEAN, mm},
+                             {DNNL_ARG_VARIANCE, vm},
+                             {DNNL_ARG_SCALE, sc},
+                             {DNNL_ARG_SHIFT, sc},
+                             {DNNL_ARG_DIFF_SRC, dsrc},
+                             {DNNL_ARG_DIFF_SCALE, dsc},
                              {DNNL_ARG_DIFF_SHIFT, dsh}});
   st.stream.wait();
 }

@@ -18,9 +18,9 @@ void layer_norm_backward_cpu(Context& ctx, float* dinp, float* dgamma, float* db
                              const float* dout, const float* inp, const float* gamma,
                              const float* mean, const float* rstd, int64_t rows, int64_t C);
 
-void layer_norm_forward_onednn(Context& ctx, float* out, float* mean, float* rstd,
-                               const float* inp, const float* gamma, const float* beta,
-                               int64_t rows, int64_t C, float eps);
+void layer_norm_forward_onednn(Context& ctx, float* out, float* mean, float* rstd, const float* inp,
+                               const float* gamma, const float* beta, int64_t rows, int64_t C,
+                               float eps);
 void layer_norm_backward_onednn(Context& ctx, float* dinp, float* dgamma, float* dbeta,
                                 const float* dout, const float* inp, const float* gamma,
                                 const float* mean, const float* rstd, int64_t rows, int64_t C);

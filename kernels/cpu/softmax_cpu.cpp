@@ -102,7 +102,9 @@ KDNAS_CPU_CLONES void log_softmax_bwd_row(float* dx, const float* d, const float
   }
 }
 
-int64_t row_grain(int64_t N) { return std::max<int64_t>(1, kGrain / std::max<int64_t>(N, 1)); }
+int64_t row_grain(int64_t N) {
+  return std::max<int64_t>(1, kGrain / std::max<int64_t>(N, 1));
+}
 
 }  // namespace
 
@@ -117,7 +119,8 @@ void softmax_forward_cpu(Context& ctx, float* out, const float* inp, const float
 void softmax_backward_cpu(Context& ctx, float* dinp, const float* dout, const float* out,
                           float scale, int64_t rows, int64_t N) {
   parallel_for(ctx, rows, row_grain(N), [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) softmax_bwd_row(dinp + r * N, dout + r * N, out + r * N, scale, N);
+    for (int64_t r = b; r < e; ++r)
+      softmax_bwd_row(dinp + r * N, dout + r * N, out + r * N, scale, N);
   });
 }
 

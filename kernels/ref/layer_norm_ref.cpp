@@ -5,8 +5,8 @@
 namespace kdnas {
 
 template <typename T>
-void layer_norm_forward_ref(T* out, T* mean, T* rstd, const T* inp, const T* gamma,
-                            const T* beta, int64_t rows, int64_t C, T eps) {
+void layer_norm_forward_ref(T* out, T* mean, T* rstd, const T* inp, const T* gamma, const T* beta,
+                            int64_t rows, int64_t C, T eps) {
   for (int64_t r = 0; r < rows; ++r) {
     const T* x = inp + r * C;
     T* o = out + r * C;
@@ -56,9 +56,9 @@ void layer_norm_backward_ref(T* dinp, T* dgamma, T* dbeta, const T* dout, const 
   }
 }
 
-#define KDNAS_INSTANTIATE(T)                                                                  \
-  template void layer_norm_forward_ref<T>(T*, T*, T*, const T*, const T*, const T*, int64_t,  \
-                                          int64_t, T);                                        \
+#define KDNAS_INSTANTIATE(T)                                                                   \
+  template void layer_norm_forward_ref<T>(T*, T*, T*, const T*, const T*, const T*, int64_t,   \
+                                          int64_t, T);                                         \
   template void layer_norm_backward_ref<T>(T*, T*, T*, const T*, const T*, const T*, const T*, \
                                            const T*, int64_t, int64_t);
 KDNAS_INSTANTIATE(float)

@@ -15,8 +15,8 @@ namespace kdnas {
 // out: [rows, C] (=); mean, rstd: [rows] (=, what backward needs); inp: [rows, C];
 // gamma, beta: [C].
 template <typename T>
-void layer_norm_forward_ref(T* out, T* mean, T* rstd, const T* inp, const T* gamma,
-                            const T* beta, int64_t rows, int64_t C, T eps);
+void layer_norm_forward_ref(T* out, T* mean, T* rstd, const T* inp, const T* gamma, const T* beta,
+                            int64_t rows, int64_t C, T eps);
 
 // With xhat = (x - mean) * rstd and g = dout * gamma (the gradient w.r.t. xhat):
 //   dinp[r, c] = rstd[r] * (g[c] - mean_c(g) - xhat[c] * mean_c(g * xhat))
@@ -26,7 +26,6 @@ void layer_norm_forward_ref(T* out, T* mean, T* rstd, const T* inp, const T* gam
 // dout, inp: [rows, C]; gamma: [C]; mean, rstd: [rows] from the forward.
 template <typename T>
 void layer_norm_backward_ref(T* dinp, T* dgamma, T* dbeta, const T* dout, const T* inp,
-                             const T* gamma, const T* mean, const T* rstd, int64_t rows,
-                             int64_t C);
+                             const T* gamma, const T* mean, const T* rstd, int64_t rows, int64_t C);
 
 }  // namespace kdnas

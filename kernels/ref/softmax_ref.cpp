@@ -79,11 +79,11 @@ void log_softmax_backward_ref(T* dinp, const T* dout, const T* out, int64_t rows
   }
 }
 
-#define KDNAS_INSTANTIATE(T)                                                                  \
-  template void softmax_forward_ref<T>(T*, const T*, const T*, const int64_t*, T, int64_t,    \
-                                       int64_t);                                              \
-  template void softmax_backward_ref<T>(T*, const T*, const T*, T, int64_t, int64_t);         \
-  template void log_softmax_forward_ref<T>(T*, const T*, int64_t, int64_t);                   \
+#define KDNAS_INSTANTIATE(T)                                                               \
+  template void softmax_forward_ref<T>(T*, const T*, const T*, const int64_t*, T, int64_t, \
+                                       int64_t);                                           \
+  template void softmax_backward_ref<T>(T*, const T*, const T*, T, int64_t, int64_t);      \
+  template void log_softmax_forward_ref<T>(T*, const T*, int64_t, int64_t);                \
   template void log_softmax_backward_ref<T>(T*, const T*, const T*, int64_t, int64_t);
 KDNAS_INSTANTIATE(float)
 KDNAS_INSTANTIATE(double)

@@ -22,17 +22,18 @@ const std::vector<int64_t> kRows{1, 7, kB * kT};
 constexpr Tol kParamGrad{3e-4, 1e-5};
 
 // Runs forward and backward on ctx and on the reference and compares every output.
-void check_one(Context& ctx, Context& ref, const Tensor& x, const Tensor& gamma,
-               const Tensor& beta, const Tensor& dout, const std::string& what) {
+void check_one(Context& ctx, Context& ref, const Tensor& x, const Tensor& gamma, const Tensor& beta,
+               const Tensor& dout, const std::string& what) {
   const double eps = 1e-5;
   // The reference gets contiguous copies; ctx gets the tensors as given (maybe strided).
-  LayerNormOutput want = layer_norm_forward(ref, x.contiguous(), gamma.contiguous(), beta.contiguous(), eps);
+  LayerNormOutput want =
+      layer_norm_forward(ref, x.contiguous(), gamma.contiguous(), beta.contiguous(), eps);
   LayerNormOutput got = layer_norm_forward(ctx, x, gamma, beta, eps);
   KDNAS_CHECK_CLOSE(got.out, want.out, kF32, what + " out");
   KDNAS_CHECK_CLOSE(got.mean, want.mean, kF32, what + " mean");
   KDNAS_CHECK_CLOSE(got.rstd, want.rstd, kF32, what + " rstd");
-  LayerNormGrads gw = layer_norm_backward(ref, dout.contiguous(), x.contiguous(), gamma.contiguous(),
-                                          want.mean, want.rstd);
+  LayerNormGrads gw = layer_norm_backward(ref, dout.contiguous(), x.contiguous(),
+                                          gamma.contiguous(), want.mean, want.rstd);
   LayerNormGrads gg = layer_norm_backward(ctx, dout, x, gamma, got.mean, got.rstd);
   KDNAS_CHECK_CLOSE(gg.dx, gw.dx, kF32, what + " dx");
   KDNAS_CHECK_CLOSE(gg.dgamma, gw.dgamma, kParamGrad, what + " dgamma");
@@ -73,7 +74,8 @@ TEST_CASE("layer_norm on a 3-d transposed view normalises the last dim of each [
   Tensor dout = random_tensor({3, 5, 33}, rng);
   for (Backend be : fast_backends()) {
     Context ctx(be);
-    check_one(ctx, ref, x, gamma, beta, dout, std::string("layer_norm transposed ") + backend_name(be));
+    check_one(ctx, ref, x, gamma, beta, dout,
+              std::string("layer_norm transposed ") + backend_name(be));
   }
   // Row (b, t) of the output is the normalisation of x[b, t, :], whatever the layout.
   LayerNormOutput y = layer_norm_forward(ref, x, Tensor::ones({33}), Tensor::zeros({33}), 1e-5);
@@ -97,7 +99,8 @@ TEST_CASE("layer_norm reference values") {
   CHECK(y.rstd.at({1}) == doctest::Approx(s1).epsilon(1e-12));
   std::vector<double> want{-1.5 * s0, -0.5 * s0 * 2, 0.5 * s0, 1.5 * s0 + 0.5, 0, 0, 0, 0.5};
   std::vector<double> got = y.out.to_vector<double>();
-  for (size_t i = 0; i < want.size(); ++i) CHECK(got[i] == doctest::Approx(want[i]).epsilon(1e-12));
+  for (size_t i = 0; i < want.size(); ++i)
+    CHECK(got[i] == doctest::Approx(want[i]).epsilon(1e-12));
 }
 
 TEST_CASE("layer_norm: numerical gradients of x, gamma and beta in double") {
@@ -141,28 +144,43 @@ TEST_CASE("layer_norm misuse names the op and the shapes") {
   Tensor x = Tensor::zeros({2, 3}), g3 = Tensor::ones({3}), b3 = Tensor::zeros({3});
   check_throws_with([&] { layer_norm_forward(ctx, x, Tensor::ones({4}), b3, 1e-5); },
                     {"layer_norm", "gamma", "[2, 3]", "[4]"});
-  check_throws_with([&] { layer_norm_forward(ctx, x, g3, Tensor::zeros({1, 3}), 1e-5); },
-                    {"layer_norm", "beta", "[2, 3]", "[1, 3]"});
+  check_throws_with(
+      [&] {
+        layer_norm_forward(ctx, x, g3, Tensor::zeros({1, 3}), 1e-5);
+      },
+      {"layer_norm", "beta", "[2, 3]", "[1, 3]"});
   check_throws_with([&] { layer_norm_forward(ctx, x, g3.to(DType::F64), b3, 1e-5); },
                     {"layer_norm", "gamma", "f64", "[3]"});
   check_throws_with([&] { layer_norm_forward(ctx, Tensor::scalar(1.0), g3, b3, 1e-5); },
                     {"layer_norm", "x", "[]"});
-  check_throws_with([&] { layer_norm_forward(ctx, Tensor::zeros({2, 0}), g3, b3, 1e-5); },
-                    {"layer_norm", "[2, 0]"});
+  check_throws_with(
+      [&] {
+        layer_norm_forward(ctx, Tensor::zeros({2, 0}), g3, b3, 1e-5);
+      },
+      {"layer_norm", "[2, 0]"});
   check_throws_with([&] { layer_norm_forward(ctx, x, g3, b3, -1.0); },
                     {"layer_norm", "eps", "[2, 3]"});
-  check_throws_with([&] { layer_norm_forward(ctx, Tensor::zeros({2, 3}, DType::I32), g3, b3, 1e-5); },
-                    {"layer_norm", "i32"});
+  check_throws_with(
+      [&] {
+        layer_norm_forward(ctx, Tensor::zeros({2, 3}, DType::I32), g3, b3, 1e-5);
+      },
+      {"layer_norm", "i32"});
   check_throws_with([&] { layer_norm_forward(ctx, x, Tensor(), b3, 1e-5); },
                     {"layer_norm", "gamma", "undefined"});
   LayerNormOutput y = layer_norm_forward(ctx, x, g3, b3, 1e-5);
-  check_throws_with([&] { layer_norm_backward(ctx, Tensor::zeros({3, 2}), x, g3, y.mean, y.rstd); },
-                    {"layer_norm_backward", "dout", "[3, 2]", "[2, 3]"});
+  check_throws_with(
+      [&] {
+        layer_norm_backward(ctx, Tensor::zeros({3, 2}), x, g3, y.mean, y.rstd);
+      },
+      {"layer_norm_backward", "dout", "[3, 2]", "[2, 3]"});
   check_throws_with([&] { layer_norm_backward(ctx, x, x, g3, Tensor::zeros({3}), y.rstd); },
                     {"layer_norm_backward", "mean", "[2, 3]", "[3]", "expected [2]"});
   check_throws_with([&] { layer_norm_backward(ctx, x, x, Tensor::ones({2}), y.mean, y.rstd); },
                     {"layer_norm_backward", "gamma", "[2, 3]", "[2]"});
-  check_throws_with([&] { layer_norm_backward(ctx, x, x, g3, y.mean, Tensor::ones({2, 1})); },
-                    {"layer_norm_backward", "rstd", "[2, 1]"});
+  check_throws_with(
+      [&] {
+        layer_norm_backward(ctx, x, x, g3, y.mean, Tensor::ones({2, 1}));
+      },
+      {"layer_norm_backward", "rstd", "[2, 1]"});
 }
 }

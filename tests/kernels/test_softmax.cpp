@@ -33,13 +33,15 @@ Tensor random_mask(const Shape& s, Rng& rng) {
   return Tensor::from_vector<double>(v, s).to(DType::F32);
 }
 
-void compare_softmax(Context& ctx, Context& ref, const Tensor& x, const Tensor& mask,
-                     double scale, const Tensor& dout, const std::string& what) {
-  Tensor want = softmax_forward(ref, x.contiguous(), mask.defined() ? mask.contiguous() : mask, scale);
+void compare_softmax(Context& ctx, Context& ref, const Tensor& x, const Tensor& mask, double scale,
+                     const Tensor& dout, const std::string& what) {
+  Tensor want =
+      softmax_forward(ref, x.contiguous(), mask.defined() ? mask.contiguous() : mask, scale);
   Tensor got = softmax_forward(ctx, x, mask, scale);
   KDNAS_CHECK_CLOSE(got, want, kF32, what);
   KDNAS_CHECK_CLOSE(softmax_backward(ctx, dout, got, scale),
-                    softmax_backward(ref, dout.contiguous(), want, scale), kF32, what + " backward");
+                    softmax_backward(ref, dout.contiguous(), want, scale), kF32,
+                    what + " backward");
 }
 
 void compare_log_softmax(Context& ctx, Context& ref, const Tensor& x, const Tensor& dout,
@@ -124,8 +126,9 @@ TEST_CASE("softmax mask broadcasting: every numpy-compatible mask shape and layo
     Tensor want = softmax_forward(ref, scale_add(0.5, x, m));
     for (Backend be : compiled_cpu_backends()) {
       Context ctx(be);
-      KDNAS_CHECK_CLOSE(softmax_forward(ctx, x, m, 0.5), want, kF32,
-                        std::string("softmax mask ") + shape_str(m.shape()) + " " + backend_name(be));
+      KDNAS_CHECK_CLOSE(
+          softmax_forward(ctx, x, m, 0.5), want, kF32,
+          std::string("softmax mask ") + shape_str(m.shape()) + " " + backend_name(be));
     }
   }
 }
@@ -148,12 +151,14 @@ TEST_CASE("softmax: a fully masked row is uniform, never NaN") {
     const std::string what = std::string("fully masked ") + backend_name(be);
     Tensor y = softmax_forward(ctx, x, mask);
     KDNAS_CHECK_CLOSE(y.narrow(0, 0, 1), plain, kF32, what + " unmasked batch");
-    KDNAS_CHECK_CLOSE(y.narrow(0, 1, 3), Tensor::full({3, 2, N}, 1.0 / N), kF32, what + " uniform");
+    KDNAS_CHECK_CLOSE(y.narrow(0, 1, 3), Tensor::full({3, 2, N}, 1.0 / N), kF32,
+                      what + " uniform");
     Tensor dx = softmax_backward(ctx, dout, y);
     for (double v : dx.to_vector<double>()) REQUIRE(std::isfinite(v));
     // log_softmax of an all -inf row: log(1/N).
     Tensor ly = log_softmax_forward(ctx, Tensor::full({2, N}, -kInf));
-    KDNAS_CHECK_CLOSE(ly, Tensor::full({2, N}, -std::log(double(N))), kF32, what + " log_softmax");
+    KDNAS_CHECK_CLOSE(ly, Tensor::full({2, N}, -std::log(double(N))), kF32,
+                      what + " log_softmax");
   }
 }
 
@@ -162,8 +167,12 @@ TEST_CASE("softmax and log_softmax reference values") {
   Tensor x = Tensor::from_vector<double>({1, 2, 3, 1000, 1001, -kInf}, {2, 3});
   // softmax(1, 2, 3) = e^k / (e + e^2 + e^3); rows with huge values shift by their max.
   const double z = std::exp(1.0) + std::exp(2.0) + std::exp(3.0);
-  std::vector<double> want{std::exp(1.0) / z, std::exp(2.0) / z, std::exp(3.0) / z,
-                           1 / (1 + std::exp(1.0)), std::exp(1.0) / (1 + std::exp(1.0)), 0};
+  std::vector<double> want{std::exp(1.0) / z,
+                           std::exp(2.0) / z,
+                           std::exp(3.0) / z,
+                           1 / (1 + std::exp(1.0)),
+                           std::exp(1.0) / (1 + std::exp(1.0)),
+                           0};
   std::vector<double> got = softmax_forward(ref, x).to_vector<double>();
   std::vector<double> lgot = log_softmax_forward(ref, x).to_vector<double>();
   for (size_t i = 0; i < 6; ++i) {
@@ -181,16 +190,19 @@ TEST_CASE("softmax (masked, scaled) and log_softmax: numerical gradients in doub
   Tensor mask = Tensor::from_vector<double>({0, 0, 0, 0, 0, 0, 0, 0, -1e9, -1e9}, {2, 1, 5});
   const double scale = 0.7;
   gradcheck(
-      "softmax", [&](const std::vector<Tensor>& in) { return softmax_forward(ref, in[0], mask, scale); },
+      "softmax",
+      [&](const std::vector<Tensor>& in) { return softmax_forward(ref, in[0], mask, scale); },
       [&](const std::vector<Tensor>& in, const Tensor& dout) {
         Tensor y = softmax_forward(ref, in[0], mask, scale);
         return std::vector<Tensor>{softmax_backward(ref, dout, y, scale)};
       },
       {x});
   gradcheck(
-      "log_softmax", [&](const std::vector<Tensor>& in) { return log_softmax_forward(ref, in[0]); },
+      "log_softmax",
+      [&](const std::vector<Tensor>& in) { return log_softmax_forward(ref, in[0]); },
       [&](const std::vector<Tensor>& in, const Tensor& dout) {
-        return std::vector<Tensor>{log_softmax_backward(ref, dout, log_softmax_forward(ref, in[0]))};
+        return std::vector<Tensor>{
+            log_softmax_backward(ref, dout, log_softmax_forward(ref, in[0]))};
       },
       {random_tensor({3, 7}, rng, DType::F64, -3.f, 3.f)});
 }
@@ -201,28 +213,41 @@ TEST_CASE("softmax and log_softmax on empty tensors") {
     CHECK(softmax_forward(ctx, Tensor::zeros({0, 5}), Tensor::zeros({5})).shape() == Shape{0, 5});
     CHECK(softmax_forward(ctx, Tensor::zeros({3, 0})).shape() == Shape{3, 0});
     CHECK(log_softmax_forward(ctx, Tensor::zeros({0, 5})).shape() == Shape{0, 5});
-    CHECK(softmax_backward(ctx, Tensor::zeros({0, 5}), Tensor::zeros({0, 5})).shape() == Shape{0, 5});
+    CHECK(softmax_backward(ctx, Tensor::zeros({0, 5}), Tensor::zeros({0, 5})).shape() ==
+          Shape{0, 5});
   }
 }
 
 TEST_CASE("softmax misuse names the op and the shapes") {
   Context ctx;
   Tensor x = Tensor::zeros({8, 12, 4, 4});
-  check_throws_with([&] { softmax_forward(ctx, x, Tensor::zeros({8, 1, 2, 4})); },
-                    {"softmax", "mask", "[8, 1, 2, 4]", "[8, 12, 4, 4]", "broadcast"});
+  check_throws_with(
+      [&] {
+        softmax_forward(ctx, x, Tensor::zeros({8, 1, 2, 4}));
+      },
+      {"softmax", "mask", "[8, 1, 2, 4]", "[8, 12, 4, 4]", "broadcast"});
   check_throws_with([&] { softmax_forward(ctx, x, Tensor::zeros({3})); },
                     {"softmax", "mask", "[3]", "[8, 12, 4, 4]"});
-  check_throws_with([&] { softmax_forward(ctx, x, Tensor::zeros({2, 8, 12, 4, 4})); },
-                    {"softmax", "mask", "[2, 8, 12, 4, 4]", "[8, 12, 4, 4]"});
+  check_throws_with(
+      [&] {
+        softmax_forward(ctx, x, Tensor::zeros({2, 8, 12, 4, 4}));
+      },
+      {"softmax", "mask", "[2, 8, 12, 4, 4]", "[8, 12, 4, 4]"});
   check_throws_with([&] { softmax_forward(ctx, x, Tensor::zeros({4}, DType::F64)); },
                     {"softmax", "mask", "f64", "[4]"});
   check_throws_with([&] { softmax_forward(ctx, Tensor::scalar(1.0)); }, {"softmax", "x", "[]"});
-  check_throws_with([&] { softmax_forward(ctx, Tensor::zeros({2}, DType::I64)); }, {"softmax", "i64"});
-  check_throws_with([&] { softmax_backward(ctx, Tensor::zeros({2, 3}), Tensor::zeros({3, 2})); },
-                    {"softmax_backward", "dout", "[2, 3]", "y", "[3, 2]"});
+  check_throws_with([&] { softmax_forward(ctx, Tensor::zeros({2}, DType::I64)); },
+                    {"softmax", "i64"});
+  check_throws_with(
+      [&] {
+        softmax_backward(ctx, Tensor::zeros({2, 3}), Tensor::zeros({3, 2}));
+      },
+      {"softmax_backward", "dout", "[2, 3]", "y", "[3, 2]"});
   check_throws_with([&] { log_softmax_forward(ctx, Tensor()); }, {"log_softmax", "undefined"});
   check_throws_with(
-      [&] { log_softmax_backward(ctx, Tensor::zeros({2, 3}), Tensor::zeros({2, 3}, DType::F64)); },
+      [&] {
+        log_softmax_backward(ctx, Tensor::zeros({2, 3}), Tensor::zeros({2, 3}, DType::F64));
+      },
       {"log_softmax_backward", "y", "f64", "[2, 3]"});
 }
 }
