@@ -179,11 +179,14 @@ SGD::SGD(std::vector<ParamGroup> groups, const SgdOptions& opt)
                                  : std::vector<std::string>{}),
       opt_(opt) {
   KDNAS_CHECK(opt.momentum >= 0, "sgd: momentum must be >= 0, got ", opt.momentum);
-  KDNAS_CHECK(!opt.nesterov || opt.momentum > 0, "sgd: nesterov needs momentum > 0");
+  KDNAS_CHECK(!opt.nesterov || (opt.momentum > 0 && opt.dampening == 0),
+              "sgd: nesterov needs momentum > 0 and no dampening");
+  KDNAS_CHECK(opt.dampening >= 0 && opt.dampening <= 1, "sgd: dampening must lie in [0, 1], got ",
+              opt.dampening);
 }
 
 void SGD::update(Context& ctx, ParamState& p, double lr) {
-  SgdHyper h{lr, opt_.momentum, p.group->weight_decay, opt_.nesterov};
+  SgdHyper h{lr, opt_.momentum, p.group->weight_decay, opt_.nesterov, opt_.dampening};
   sgd_update(ctx, p.param.value(), p.param.grad(), p.slots.empty() ? Tensor() : p.slots[0], h,
              p.steps);
 }

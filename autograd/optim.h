@@ -116,6 +116,7 @@ struct SgdOptions {
   double momentum = 0.0;
   double weight_decay = 0.0;  // L2: added to the gradient
   bool nesterov = false;
+  double dampening = 0.0;  // buf = momentum * buf + (1 - dampening) * g after the first step
 };
 
 // SGD with momentum (PyTorch's form: buf = momentum * buf + g, the first buf = g). Slot:

@@ -41,16 +41,16 @@ struct AdamWRef {
     return p - lr / bc1 * m / (std::sqrt(v) / std::sqrt(bc2) + eps);
   }
 };
-// torch.optim.SGD (dampening 0).
+// torch.optim.SGD.
 struct SgdRef {
   double lr, mu, wd;
   bool nesterov;
-  double buf = 0;
+  double dampening = 0, buf = 0;
   bool first = true;
   double step(double p, double g) {
     g += wd * p;
     if (mu > 0) {
-      buf = first ? g : mu * buf + g;
+      buf = first ? g : mu * buf + (1 - dampening) * g;
       first = false;
       g = nesterov ? g + mu * buf : buf;
     }
@@ -120,6 +120,11 @@ TEST_CASE("optim: AdamW, SGD and RMSprop follow PyTorch's rules over three steps
     Variable p = param({1.f, -2.f, 0.5f}, "w");
     SGD opt({p}, SgdOptions{0.1, 0.9, 0.05, true});
     check_steps(opt, p, p0, SgdRef{0.1, 0.9, 0.05, true}, kGrads, "sgd nesterov + wd");
+  }
+  {
+    Variable p = param({1.f, -2.f, 0.5f}, "w");
+    SGD opt({p}, SgdOptions{0.1, 0.8, 0.0, false, 0.25});
+    check_steps(opt, p, p0, SgdRef{0.1, 0.8, 0.0, false, 0.25}, kGrads, "sgd dampening");
   }
   {
     Variable p = param({1.f, -2.f, 0.5f}, "w");
