@@ -18,6 +18,18 @@ namespace {
 
 constexpr int kThreads = 256;
 
+// The op's name for errors (binary_op_name lives with the reference kernels; this file does not
+// depend on them).
+const char* name_of(BinaryOp op) {
+  switch (op) {
+    case BinaryOp::Add: return "add";
+    case BinaryOp::Sub: return "sub";
+    case BinaryOp::Mul: return "mul";
+    case BinaryOp::Div: return "div";
+  }
+  return "binary";
+}
+
 template <BinaryOp kOp>
 __device__ __forceinline__ float apply(float x, float y) {
   if constexpr (kOp == BinaryOp::Add) return x + y;
@@ -64,7 +76,7 @@ void binary_forward_cuda(Context& ctx, float* out, const float* a, const float* 
                          const Shape& shape, const Shape& a_strides, const Shape& b_strides) {
   const int64_t n = shape_numel(shape);
   if (n == 0) return;
-  const Dims d = make_dims(binary_op_name(op), shape.data(), int(shape.size()), a_strides.data(),
+  const Dims d = make_dims(name_of(op), shape.data(), int(shape.size()), a_strides.data(),
                            b_strides.data());
   const cudaStream_t s = stream_of(ctx);
   const unsigned grid = grid_for(n, kThreads);
