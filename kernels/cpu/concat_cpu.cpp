@@ -29,21 +29,16 @@ void move_segments(Context& ctx, char* big, const std::vector<char*>& pieces,
       const int64_t in_seg = off - start[k];
       const int64_t n = std::min(seg[k] - in_seg, e - p);
       char* piece = pieces[k] + o * seg[k] + in_seg;
-      if (n > 0) {
-        if (to_big)
-          std::memcpy(big + p, piece, size_t(n));
-        else
-          std::memcpy(piece, big + p, size_t(n));
-      }
+      if (to_big)
+        std::memcpy(big + p, piece, size_t(n));
+      else
+        std::memcpy(piece, big + p, size_t(n));
       p += n;
       off += n;
-      if (off == start[k + 1]) {  // next segment, skipping empty ones, or the next row
-        do ++k;
-        while (k < seg.size() && seg[k] == 0);
-        if (k == seg.size()) {
+      if (off == start[k + 1]) {  // next segment (an empty one passes with n = 0), or next row
+        if (++k == seg.size()) {
           k = 0;
-          while (seg[k] == 0) ++k;
-          off = start[k];
+          off = 0;
           ++o;
         }
       }

@@ -34,6 +34,7 @@ std::vector<Case> cases() {
   v.push_back({{{7, 13}, {7, 1}, {7, 33}}, 1});
   v.push_back({{{7, 13}, {1, 13}, {33, 13}}, -2});
   v.push_back({{{3, 5, 7}, {3, 0, 7}, {3, 769, 7}}, 1});
+  v.push_back({{{3, 0, 7}, {3, 5, 7}, {3, 0, 7}}, -2});
   v.push_back({{{kB, kT, kC}, {kB, kT, kC}, {kB, kT, kC}}, -1});
   v.push_back({{{kB, kT, kC}, {kB, kT, kC}}, 0});
   v.push_back({{{5, 3}}, 1});
