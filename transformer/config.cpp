@@ -153,8 +153,9 @@ void EncoderConfig::validate() const {
               position_embedding_type, "' is not supported (only \"absolute\")");
   KDNAS_CHECK(model_type == "xlm-roberta" || model_type == "roberta", "config: model_type '",
               model_type, "' is not an XLM-R/RoBERTa encoder");
-  const std::pair<const char*, int64_t> ids[] = {
-      {"pad_token_id", pad_token_id}, {"bos_token_id", bos_token_id}, {"eos_token_id", eos_token_id}};
+  const std::pair<const char*, int64_t> ids[] = {{"pad_token_id", pad_token_id},
+                                                 {"bos_token_id", bos_token_id},
+                                                 {"eos_token_id", eos_token_id}};
   for (const auto& [name, v] : ids)
     KDNAS_CHECK(v >= 0 && v < vocab_size, "config: ", name, " ", v,
                 " is outside the vocabulary [0, ", vocab_size, ")");
@@ -232,8 +233,8 @@ std::string config_to_json(const EncoderConfig& c) {
     try {
       j[k] = json::parse(v);
     } catch (const json::exception& e) {
-      detail::fail(detail::concat("config: extra key '", k, "' does not hold valid JSON (",
-                                  e.what(), ")"));
+      detail::fail(
+          detail::concat("config: extra key '", k, "' does not hold valid JSON (", e.what(), ")"));
     }
   }
   // Known fields are written after the extras so that they win over a stray duplicate.

@@ -15,14 +15,14 @@
 namespace kdnas {
 
 struct EncoderConfig {
-  int64_t vocab_size = 30522;               // V
-  int64_t hidden_size = 768;                // C
-  int64_t num_hidden_layers = 12;           // L
-  int64_t num_attention_heads = 12;         // NH (head size HS = C / NH)
-  int64_t intermediate_size = 3072;         // FF
-  std::string hidden_act = "gelu";          // Hugging Face "gelu" is the exact (erf) form
-  int64_t max_position_embeddings = 512;    // rows of the position table (pad + 1 + max T)
-  int64_t type_vocab_size = 2;              // rows of the token type table (XLM-R: 1)
+  int64_t vocab_size = 30522;             // V
+  int64_t hidden_size = 768;              // C
+  int64_t num_hidden_layers = 12;         // L
+  int64_t num_attention_heads = 12;       // NH (head size HS = C / NH)
+  int64_t intermediate_size = 3072;       // FF
+  std::string hidden_act = "gelu";        // Hugging Face "gelu" is the exact (erf) form
+  int64_t max_position_embeddings = 512;  // rows of the position table (pad + 1 + max T)
+  int64_t type_vocab_size = 2;            // rows of the token type table (XLM-R: 1)
   double layer_norm_eps = 1e-12;
   int64_t pad_token_id = 1;
   int64_t bos_token_id = 0;

@@ -52,7 +52,9 @@ const DtypeEntry* find_dtype(const std::string& name) {
 // inside an entry, depth 3); the limit keeps a hostile "[[[[..." from costing anything.
 constexpr int kMaxJsonDepth = 32;
 
-std::string json_type(const json& j) { return j.type_name(); }
+std::string json_type(const json& j) {
+  return j.type_name();
+}
 
 // A JSON integer >= 0 (nlohmann stores those as number_unsigned; negatives are number_integer,
 // and 2.0 or 1e3 are number_float, which a byte offset or a dimension must not be).
@@ -65,16 +67,8 @@ bool get_u64(const json& j, uint64_t* out) {
 }  // namespace
 
 const char* safetensors_dtype_name(DType t) {
-  switch (t) {
-    case DType::F32: return "F32";
-    case DType::F64: return "F64";
-    case DType::BF16: return "BF16";
-    case DType::F16: return "F16";
-    case DType::I32: return "I32";
-    case DType::I64: return "I64";
-    case DType::I8: return "I8";
-    case DType::U8: return "U8";
-  }
+  for (const DtypeEntry& e : kDtypes)
+    if (e.supported && e.dtype == t) return e.name;
   return "?";
 }
 
@@ -92,14 +86,21 @@ bool is_valid_utf8(const char* s, size_t n) {
       ++i;
       continue;
     }
-    // Lead byte: number of continuation bytes and the smallest code point that needs them
-    // (anything smaller is an overlong encoding).
+    // Lead byte: number of continuation bytes, the payload bits it carries, and the smallest
+    // code point that needs this length (anything smaller is an overlong encoding).
     int len;
-    uint32_t cp, min;
-    if ((c & 0xe0) == 0xc0) len = 1, cp = c & 0x1f, min = 0x80;
-    else if ((c & 0xf0) == 0xe0) len = 2, cp = c & 0x0f, min = 0x800;
-    else if ((c & 0xf8) == 0xf0) len = 3, cp = c & 0x07, min = 0x10000;
-    else return false;
+    if ((c & 0xe0) == 0xc0) {
+      len = 1;
+    } else if ((c & 0xf0) == 0xe0) {
+      len = 2;
+    } else if ((c & 0xf8) == 0xf0) {
+      len = 3;
+    } else {
+      return false;
+    }
+    static constexpr uint32_t kMin[4] = {0, 0x80, 0x800, 0x10000};
+    uint32_t cp = c & (0x3fu >> len);
+    const uint32_t min = kMin[len];
     if (n - i <= size_t(len)) return false;
     for (int k = 1; k <= len; ++k) {
       unsigned cc = p[i + size_t(k)];
@@ -195,10 +196,9 @@ TensorInfo parse_entry(const std::string& name, const json& v, const std::string
               "the byte size of shape ", sh.dump(), " overflows");
 
   const json& off = v["data_offsets"];
-  KDNAS_CHECK(off.is_array() && off.size() == 2 && get_u64(off[0], &ti.begin) &&
-                  get_u64(off[1], &ti.end),
-              where, "data_offsets must be two non-negative integers [begin, end], got ",
-              off.dump());
+  KDNAS_CHECK(
+      off.is_array() && off.size() == 2 && get_u64(off[0], &ti.begin) && get_u64(off[1], &ti.end),
+      where, "data_offsets must be two non-negative integers [begin, end], got ", off.dump());
   KDNAS_CHECK(ti.begin <= ti.end, where, "data_offsets [", ti.begin, ", ", ti.end,
               "] end before they begin");
   KDNAS_CHECK(ti.end - ti.begin == nbytes, where, "wrong byte count: ", ti.dtype_name, " ",
@@ -259,8 +259,9 @@ SafetensorsHeader parse_safetensors_header(const void* bytes, size_t size,
       KDNAS_CHECK(m.is_object(), prefix, "__metadata__ must be an object of strings, got ",
                   json_type(m));
       for (auto mi = m.begin(); mi != m.end(); ++mi) {
-        KDNAS_CHECK(mi.value().is_string(), prefix, "__metadata__ must map strings to strings, but '",
-                    mi.key(), "' is a ", json_type(mi.value()));
+        KDNAS_CHECK(mi.value().is_string(), prefix,
+                    "__metadata__ must map strings to strings, but '", mi.key(), "' is a ",
+                    json_type(mi.value()));
         h.metadata[mi.key()] = mi.value().get<std::string>();
       }
       continue;
@@ -285,7 +286,9 @@ struct Mapping {
   }
 };
 
-std::string errno_str() { return std::strerror(errno); }
+std::string errno_str() {
+  return std::strerror(errno);
+}
 
 }  // namespace
 
@@ -337,7 +340,9 @@ std::vector<std::string> SafetensorsFile::names() const {
   return v;
 }
 
-bool SafetensorsFile::contains(const std::string& name) const { return index_.count(name) != 0; }
+bool SafetensorsFile::contains(const std::string& name) const {
+  return index_.count(name) != 0;
+}
 
 const TensorInfo& SafetensorsFile::info(const std::string& name) const {
   auto it = index_.find(name);
@@ -409,7 +414,9 @@ void write_file_atomically(const std::string& path,
   }
   // Persist the rename itself. Best effort: some file systems refuse fsync on a directory.
   const size_t slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  const std::string dir = slash == std::string::npos ? "."
+                          : slash == 0               ? "/"
+                                                     : path.substr(0, slash);
   int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
     (void)fsync(dfd);
@@ -431,7 +438,8 @@ std::vector<WriteEntry> prepare(const std::vector<std::pair<std::string, Tensor>
   std::vector<WriteEntry> es;
   std::set<std::string> seen;
   for (const auto& [name, t] : tensors) {
-    KDNAS_CHECK(name != "__metadata__", "write_safetensors: '__metadata__' is reserved and cannot "
+    KDNAS_CHECK(name != "__metadata__",
+                "write_safetensors: '__metadata__' is reserved and cannot "
                 "name a tensor");
     KDNAS_CHECK(is_valid_utf8(name.data(), name.size()),
                 "write_safetensors: tensor name is not valid UTF-8");

@@ -34,8 +34,8 @@ constexpr uint64_t kSafetensorsMaxHeader = 100'000'000;
 // One entry of the header.
 struct TensorInfo {
   std::string name;
-  std::string dtype_name;  // as spelled in the file: "F32", "BF16", "U16", ...
-  bool supported = false;  // kdnas has a DType for it (F32 F64 BF16 F16 I32 I64 I8 U8)
+  std::string dtype_name;    // as spelled in the file: "F32", "BF16", "U16", ...
+  bool supported = false;    // kdnas has a DType for it (F32 F64 BF16 F16 I32 I64 I8 U8)
   DType dtype = DType::F32;  // meaningful only when supported
   Shape shape;
   uint64_t begin = 0, end = 0;  // byte offsets relative to the start of the data
@@ -43,9 +43,9 @@ struct TensorInfo {
 
 // A parsed and validated header.
 struct SafetensorsHeader {
-  uint64_t header_len = 0;   // N
-  uint64_t data_start = 0;   // 8 + N: file offset of the data
-  uint64_t data_size = 0;    // file size - data_start
+  uint64_t header_len = 0;          // N
+  uint64_t data_start = 0;          // 8 + N: file offset of the data
+  uint64_t data_size = 0;           // file size - data_start
   std::vector<TensorInfo> tensors;  // in the order of their data offsets
   std::map<std::string, std::string> metadata;
 };
@@ -85,7 +85,9 @@ class SafetensorsFile {
   SafetensorsHeader header_;
   std::map<std::string, size_t> index_;  // name -> position in header_.tensors
 
-  const uint8_t* data_of(const TensorInfo& ti) const { return base_ + header_.data_start + ti.begin; }
+  const uint8_t* data_of(const TensorInfo& ti) const {
+    return base_ + header_.data_start + ti.begin;
+  }
 };
 
 // Writes `tensors` (any dtype kdnas has, any device, any strides) as a safetensors file:

@@ -168,10 +168,14 @@ std::string Tokenizer::id_to_piece(int64_t id) const {
   KDNAS_CHECK(id >= 0 && id < vocab_size(), "tokenizer: id ", id, " is outside the vocabulary [0, ",
               vocab_size(), ")");
   switch (id) {
-    case kBosId: return "<s>";
-    case kPadId: return "<pad>";
-    case kEosId: return "</s>";
-    case kUnkId: return "<unk>";
+    case kBosId:
+      return "<s>";
+    case kPadId:
+      return "<pad>";
+    case kEosId:
+      return "</s>";
+    case kUnkId:
+      return "<unk>";
   }
   if (id == mask_id()) return "<mask>";
   return sp_->IdToPiece(int(id - 1));

@@ -96,7 +96,7 @@ class Tokenizer {
 // changes how the corpus is split, hence the floating-point sums, so it is part of the recipe
 // and not taken from the machine).
 void train_tokenizer(const std::string& input_file, int64_t vocab_size,
-                     const std::string& model_type, const std::string& out_path,
-                     uint32_t seed = 0, int num_threads = 1);
+                     const std::string& model_type, const std::string& out_path, uint32_t seed = 0,
+                     int num_threads = 1);
 
 }  // namespace kdnas

@@ -42,8 +42,7 @@ void check_rewrite(const SafetensorsHeader& h, const uint8_t* data) {
     ts.push_back({t.name, x});
   }
   std::string bytes = safetensors_header_bytes(ts, h.metadata);
-  for (const auto& [name, x] : ts)
-    bytes.append(static_cast<const char*>(x.raw_data()), x.nbytes());
+  for (const auto& [name, x] : ts) bytes.append(static_cast<const char*>(x.raw_data()), x.nbytes());
   SafetensorsHeader again = parse_safetensors_header(bytes.data(), bytes.size(), "rewrite");
   check(again.tensors.size() == ts.size() && again.metadata == h.metadata);
   check(again.header_len % 8 == 0);

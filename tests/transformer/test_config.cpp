@@ -140,8 +140,10 @@ TEST_CASE("config: a key with the wrong JSON type is an error naming the key") {
   check_parse_fails(R"({"hidden_size": "768"})",
                     {"config", "test.json", "key 'hidden_size' must be an integer", "string"});
   check_parse_fails(R"({"hidden_size": 768.5})", {"key 'hidden_size' must be an integer"});
-  check_parse_fails(R"({"num_hidden_layers": true})", {"key 'num_hidden_layers' must be an integer"});
-  check_parse_fails(R"({"vocab_size": 18446744073709551615})", {"key 'vocab_size' is out of range"});
+  check_parse_fails(R"({"num_hidden_layers": true})",
+                    {"key 'num_hidden_layers' must be an integer"});
+  check_parse_fails(R"({"vocab_size": 18446744073709551615})",
+                    {"key 'vocab_size' is out of range"});
   check_parse_fails(R"({"layer_norm_eps": "1e-5"})", {"key 'layer_norm_eps' must be a number"});
   check_parse_fails(R"({"layer_norm_eps": 1e999})", {"not valid JSON", "1e999"});
   check_parse_fails(R"({"hidden_act": 5})", {"key 'hidden_act' must be a string"});

@@ -119,7 +119,7 @@ TEST_CASE("safetensors: round trip of every supported dtype, with metadata") {
     Tensor x = is_floating(dt) ? random_tensor({3, 5}, rng, DType::F32, -3.f, 3.f).to(dt)
                                : random_tensor({3, 5}, rng, DType::F32, 0.f, 100.f).to(dt);
     ts.push_back({"w." + n, x});
-    ts.push_back({"s." + n, Tensor::full({}, 7, dt)});   // scalar, shape []
+    ts.push_back({"s." + n, Tensor::full({}, 7, dt)});    // scalar, shape []
     ts.push_back({"e." + n, Tensor::empty({0, 4}, dt)});  // zero elements
   }
   const std::map<std::string, std::string> meta{{"format", "pt"}, {"note", "héllo \"q\""}};
@@ -144,9 +144,9 @@ TEST_CASE("safetensors: round trip of every supported dtype, with metadata") {
 
 TEST_CASE("safetensors: writer orders by descending alignment then name; pads to 8") {
   std::vector<std::pair<std::string, Tensor>> ts{
-      {"b", Tensor::zeros({3}, DType::U8)},   {"a", Tensor::zeros({1}, DType::F32)},
-      {"z", Tensor::zeros({2}, DType::I64)},  {"c", Tensor::zeros({1}, DType::BF16)},
-      {"0", Tensor::zeros({2}, DType::F32)},  {"y", Tensor::zeros({1}, DType::F64)}};
+      {"b", Tensor::zeros({3}, DType::U8)},  {"a", Tensor::zeros({1}, DType::F32)},
+      {"z", Tensor::zeros({2}, DType::I64)}, {"c", Tensor::zeros({1}, DType::BF16)},
+      {"0", Tensor::zeros({2}, DType::F32)}, {"y", Tensor::zeros({1}, DType::F64)}};
   const std::string h = safetensors_header_bytes(ts, {{"k", "v"}});
   uint64_t n;
   std::memcpy(&n, h.data(), 8);
@@ -279,7 +279,8 @@ TEST_CASE("safetensors: every malformed-file rule gives a clear error") {
   CHECK(SafetensorsFile::open(dir.file("ok.safetensors")).names().size() == 1);
 
   SUBCASE("file shorter than the length field") {
-    check_open_fails(dir, std::string("\x08\0\0", 3), {"truncated", "3 bytes", "8-byte header length"});
+    check_open_fails(dir, std::string("\x08\0\0", 3),
+                     {"truncated", "3 bytes", "8-byte header length"});
     check_open_fails(dir, "", {"truncated", "0 bytes"});
   }
   SUBCASE("data cut short") {
@@ -303,7 +304,8 @@ TEST_CASE("safetensors: every malformed-file rule gives a clear error") {
   }
   SUBCASE("invalid UTF-8") {
     check_open_fails(dir, make_file("{\"\xc3\x28\":{}}", ""), {"not valid UTF-8"});
-    check_open_fails(dir, make_file("{\"\xed\xa0\x80\":{}}", ""), {"not valid UTF-8"});  // surrogate
+    check_open_fails(dir, make_file("{\"\xed\xa0\x80\":{}}", ""),
+                     {"not valid UTF-8"});  // surrogate
   }
   SUBCASE("duplicate name") {
     const std::string j = R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
@@ -367,17 +369,20 @@ TEST_CASE("safetensors: every malformed-file rule gives a clear error") {
     const std::string z =
         R"({"a":{"dtype":"F32","shape":[0,1099511627776,1099511627776],"data_offsets":[0,0]}})";
     check_open_fails(dir, make_file(z, ""), {"tensor 'a'", "overflows"});
-    const std::string k = R"({"a":{"dtype":"F64","shape":[4611686018427387904],"data_offsets":[0,0]}})";
+    const std::string k =
+        R"({"a":{"dtype":"F64","shape":[4611686018427387904],"data_offsets":[0,0]}})";
     check_open_fails(dir, make_file(k, ""), {"tensor 'a'", "byte size", "overflows"});
   }
   SUBCASE("bad metadata") {
     check_open_fails(dir, make_file(R"({"__metadata__":{"k":1}})", ""),
                      {"__metadata__ must map strings to strings", "'k'"});
-    check_open_fails(dir, make_file(R"({"__metadata__":[]})", ""), {"__metadata__ must be an object"});
+    check_open_fails(dir, make_file(R"({"__metadata__":[]})", ""),
+                     {"__metadata__ must be an object"});
   }
   SUBCASE("hostile nesting") {
-    check_open_fails(dir, make_file("{\"a\":" + std::string(1000, '[') + std::string(1000, ']') + "}", ""),
-                     {"nests deeper than"});
+    check_open_fails(
+        dir, make_file("{\"a\":" + std::string(1000, '[') + std::string(1000, ']') + "}", ""),
+        {"nests deeper than"});
   }
   SUBCASE("not a file") {
     check_throws_with([&] { SafetensorsFile::open(dir.file("missing.safetensors")); },
@@ -404,14 +409,26 @@ TEST_CASE("safetensors: the parser works on memory and never reads past the end"
 TEST_CASE("safetensors: writer misuse") {
   TempDir dir;
   const std::string p = dir.file("w.safetensors");
-  check_throws_with([&] { write_safetensors(p, {{"a", Tensor::zeros({1})}, {"a", Tensor::zeros({2})}}); },
-                    {"write_safetensors", "duplicate tensor name 'a'"});
-  check_throws_with([&] { write_safetensors(p, {{"__metadata__", Tensor::zeros({1})}}); },
-                    {"write_safetensors", "'__metadata__' is reserved"});
-  check_throws_with([&] { write_safetensors(p, {{"u", Tensor()}}); },
-                    {"write_safetensors", "'u' is undefined"});
-  check_throws_with([&] { write_safetensors(p, {{"bad\xff", Tensor::zeros({1})}}); },
-                    {"write_safetensors", "not valid UTF-8"});
+  check_throws_with(
+      [&] {
+        write_safetensors(p, {{"a", Tensor::zeros({1})}, {"a", Tensor::zeros({2})}});
+      },
+      {"write_safetensors", "duplicate tensor name 'a'"});
+  check_throws_with(
+      [&] {
+        write_safetensors(p, {{"__metadata__", Tensor::zeros({1})}});
+      },
+      {"write_safetensors", "'__metadata__' is reserved"});
+  check_throws_with(
+      [&] {
+        write_safetensors(p, {{"u", Tensor()}});
+      },
+      {"write_safetensors", "'u' is undefined"});
+  check_throws_with(
+      [&] {
+        write_safetensors(p, {{"bad\xff", Tensor::zeros({1})}});
+      },
+      {"write_safetensors", "not valid UTF-8"});
   CHECK(!std::filesystem::exists(p));
 }
 
@@ -419,10 +436,10 @@ TEST_CASE("safetensors: UTF-8 validation") {
   auto ok = [](const std::string& s) { return is_valid_utf8(s.data(), s.size()); };
   CHECK(ok("plain ascii"));
   CHECK(ok("h\xc3\xa9llo \xe2\x98\x83 \xf0\x9f\x98\x80"));  // é ☃ 😀
-  CHECK(!ok("\xc0\xaf"));          // overlong '/'
-  CHECK(!ok("\xe0\x80\xaf"));      // overlong
-  CHECK(!ok("\xf4\x90\x80\x80"));  // > U+10FFFF
-  CHECK(!ok("\xe2\x98"));          // cut short
-  CHECK(!ok("\x80"));              // stray continuation byte
+  CHECK(!ok("\xc0\xaf"));                                   // overlong '/'
+  CHECK(!ok("\xe0\x80\xaf"));                               // overlong
+  CHECK(!ok("\xf4\x90\x80\x80"));                           // > U+10FFFF
+  CHECK(!ok("\xe2\x98"));                                   // cut short
+  CHECK(!ok("\x80"));                                       // stray continuation byte
 }
 }

@@ -34,7 +34,8 @@ std::string read_bytes(const std::string& path) {
 }
 
 // A small multilingual text we wrote for these tests (11 languages, 57 lines).
-const std::string kCorpus = std::string(KDNAS_SOURCE_DIR) + "/tests/data/tokenizer/multilingual_tiny.txt";
+const std::string kCorpus =
+    std::string(KDNAS_SOURCE_DIR) + "/tests/data/tokenizer/multilingual_tiny.txt";
 constexpr int64_t kPieces = 300;
 
 // One unigram model for the whole test binary (training takes about a second).
@@ -58,8 +59,10 @@ std::unique_ptr<sentencepiece::SentencePieceProcessor> raw_processor() {
 // Hugging Face's longest-first loop, one token at a time: the spec for encode_pair.
 std::pair<int64_t, int64_t> longest_first(int64_t na, int64_t nb, int64_t budget) {
   while (na + nb > budget) {
-    if (na > nb) --na;
-    else --nb;
+    if (na > nb)
+      --na;
+    else
+      --nb;
   }
   return {na, nb};
 }
@@ -170,7 +173,8 @@ TEST_CASE("tokenizer: truncation, longest-first for pairs") {
     }
   }
   check_throws_with([&] { tok.encode(text, 1); }, {"tokenizer", "encode", "max_len 1"});
-  check_throws_with([&] { tok.encode_pair(text, text, 3); }, {"tokenizer", "encode_pair", "max_len 3"});
+  check_throws_with([&] { tok.encode_pair(text, text, 3); },
+                    {"tokenizer", "encode_pair", "max_len 3"});
   check_throws_with([&] { tok.encode(text, -4); }, {"tokenizer", "max_len -4"});
 }
 
@@ -206,7 +210,8 @@ TEST_CASE("tokenizer: batches are padded with <pad> = 1 and masked") {
   CHECK(d.input_ids.shape() == Shape{1, 16});
   CHECK(d.attention_mask.to_vector<int64_t>()[15] == 0);
 
-  EncodedBatch p = tok.encode_pair_batch({{"Hi", "Salut"}, {"The cat sleeps.", "Le chat dort."}}, 9);
+  EncodedBatch p =
+      tok.encode_pair_batch({{"Hi", "Salut"}, {"The cat sleeps.", "Le chat dort."}}, 9);
   CHECK(p.input_ids.size(0) == 2);
   CHECK(p.input_ids.size(1) <= 9);
   CHECK(p.input_ids.at({1, 0}) == 0);
@@ -224,8 +229,11 @@ TEST_CASE("tokenizer: decode") {
   const std::string with_mask = tok.decode({0, tok.mask_id(), 2}, false);
   CHECK(with_mask == "<s><mask></s>");
   CHECK(tok.decode({0, 3, 2}) == " ⁇ ");  // sentencepiece's rendering of <unk>
-  check_throws_with([&] { tok.decode({0, tok.vocab_size()}); },
-                    {"tokenizer", "decode", "outside the vocabulary"});
+  check_throws_with(
+      [&] {
+        tok.decode({0, tok.vocab_size()});
+      },
+      {"tokenizer", "decode", "outside the vocabulary"});
   check_throws_with([&] { tok.decode({-1}); }, {"tokenizer", "decode", "id -1"});
   check_throws_with([&] { tok.id_to_piece(tok.vocab_size()); }, {"tokenizer", "outside"});
 }
@@ -267,7 +275,6 @@ TEST_CASE("tokenizer: a bad model file is a clear error") {
   // A truncated model file.
   const std::string bytes = read_bytes(trained().path);
   std::ofstream(dir.file("cut.model"), std::ios::binary) << bytes.substr(0, bytes.size() / 2);
-  check_throws_with([&] { Tokenizer::load(dir.file("cut.model")); },
-                    {"tokenizer", "cut.model"});
+  check_throws_with([&] { Tokenizer::load(dir.file("cut.model")); }, {"tokenizer", "cut.model"});
 }
 }
