@@ -12,6 +12,7 @@
 
 #include "kernels/cuda/binary_cuda.h"
 #include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/reduce_cuda.h"
 
 namespace kdnas {
 namespace {
@@ -111,6 +112,15 @@ void sum_to_shape_cuda(Context& ctx, float* out, const float* x, const Shape& x_
   const Dims red = make_dims("sum_to_shape", rs.data(), int(rs.size()), rst.data());
   int64_t R = 1;
   for (int64_t v : rs) R *= v;
+  // The common layouts are a plain [outer, D, inner] reduction: x [R, outputs] (a bias
+  // gradient: rows summed) or [outputs, R]; reduce_cuda.cu has the tuned kernels for those.
+  if (kept.nd <= 1 && red.nd <= 1) {
+    const int64_t ks = kept.nd == 1 ? kept.stride[0][0] : 1;
+    const int64_t rst1 = red.nd == 1 ? red.stride[0][0] : outputs;
+    if (ks == 1 && rst1 == outputs) return sum_forward_cuda(ctx, out, x, 1, R, outputs, scale);
+    if (rst1 == 1 && (kept.nd == 0 || ks == R))
+      return sum_forward_cuda(ctx, out, x, outputs, R, 1, scale);
+  }
   CudaState& st = cuda_state(ctx);
   if (outputs < 4 * int64_t(st.sm_count) && R >= 2048) {
     sum_to_shape_block_kernel<<<unsigned(outputs), kThreads, 0, st.stream>>>(out, x, kept, red,

@@ -82,11 +82,21 @@ struct Gemm {
 cudaDataType_t lt_type(DType t) { return t == DType::BF16 ? CUDA_R_16BF : CUDA_R_32F; }
 size_t elem(DType t) { return t == DType::BF16 ? 2 : 4; }
 
-// The largest power of two (<= 256) dividing the address: what cuBLASLt may assume about it.
-uint32_t alignment(const void* p) {
-  const uintptr_t u = reinterpret_cast<uintptr_t>(p);
+// The largest power of two (<= 256) dividing v.
+uint32_t pow2_divisor(uint64_t v) {
   uint32_t a = 256;
-  while (a > 1 && (u % a) != 0) a /= 2;
+  while (a > 1 && (v % a) != 0) a /= 2;
+  return a;
+}
+
+// What cuBLASLt may assume about an operand's alignment: its kernels load whole vectors from
+// the start of every column and every batch matrix, so the pointer, the leading dimension and
+// the batch stride (in bytes) must all be multiples of it. A narrow view or an odd K (a row of
+// 13 floats is 52 bytes) lowers it; the heuristic then picks a kernel that copes.
+uint32_t alignment(const void* p, int64_t ld, int64_t batch, int64_t batch_stride, size_t esize) {
+  uint32_t a = pow2_divisor(reinterpret_cast<uintptr_t>(p));
+  a = std::min(a, pow2_divisor(uint64_t(ld) * esize));
+  if (batch > 1) a = std::min(a, pow2_divisor(uint64_t(batch_stride) * esize));
   return a;
 }
 
@@ -113,8 +123,8 @@ cublasLtMatrixLayout_t make_layout(DType t, int64_t rows, int64_t cols, int64_t 
 
 // The plan for g with operands of the given alignments, or null when cuBLASLt offers no
 // algorithm (then the caller falls back to cuBLAS).
-std::unique_ptr<LtPlan> make_plan(CudaState& st, const Gemm& g, uint32_t align_a,
-                                  uint32_t align_b, uint32_t align_d) {
+std::unique_ptr<LtPlan> make_plan(CudaState& st, const Gemm& g, const float* bias,
+                                  uint32_t align_a, uint32_t align_b, uint32_t align_d) {
   auto p = std::make_unique<LtPlan>();
   const cublasComputeType_t compute = g.in == DType::F32 && st.allow_tf32
                                           ? CUBLAS_COMPUTE_32F_FAST_TF32
@@ -127,6 +137,10 @@ std::unique_ptr<LtPlan> make_plan(CudaState& st, const Gemm& g, uint32_t align_a
   set_desc<int32_t>(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, b_n ? CUBLAS_OP_N : CUBLAS_OP_T);
   set_desc<uint32_t>(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE,
                      g.bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT);
+  // The heuristic reads the bias pointer's alignment (not its data), so it is set before the
+  // query; the plan key includes that alignment. One bias [N] serves every batch matrix
+  // (CUBLASLT_MATMUL_DESC_BIAS_BATCH_STRIDE keeps its default, 0).
+  if (g.bias) set_desc<const void*>(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, bias);
   p->layout_a = a_n ? make_layout(g.in, g.N, g.K, g.b_rs, g.batch, g.b_bs)
                     : make_layout(g.in, g.K, g.N, g.b_cs, g.batch, g.b_bs);
   // cuBLASLt's B = aᵀ [K, M], likewise.
@@ -201,13 +215,18 @@ void lt_gemm(CudaState& st, Gemm g, void* out, const void* a, const void* b, con
   KDNAS_CHECK((g.b_cs == 1 && g.b_rs >= g.N) || (g.b_rs == 1 && g.b_cs >= g.K),
               "matmul: internal: b [", g.K, ", ", g.N, "] has strides (", g.b_rs, ", ", g.b_cs,
               "), not one unit stride");
-  const uint32_t al_a = alignment(a), al_b = alignment(b), al_d = alignment(out);
+  const size_t ein = elem(g.in), eout = elem(g.out);
+  const uint32_t al_a = alignment(a, g.a_cs == 1 ? g.a_rs : g.a_cs, g.batch, g.a_bs, ein);
+  const uint32_t al_b = alignment(b, g.b_cs == 1 ? g.b_rs : g.b_cs, g.batch, g.b_bs, ein);
+  const uint32_t al_d = alignment(out, g.N, g.batch, g.d_bs, eout);
+  const uint32_t al_bias = bias ? pow2_divisor(reinterpret_cast<uintptr_t>(bias)) : 0;
   const std::string key = detail::concat(
       int(g.in), ",", int(g.out), ",", g.M, ",", g.K, ",", g.N, ",", g.a_rs, ",", g.a_cs, ",",
       g.b_rs, ",", g.b_cs, ",", g.batch, ",", g.a_bs, ",", g.b_bs, ",", g.d_bs, ",", g.bias, ",",
-      al_a, ",", al_b, ",", al_d, ",", st.allow_tf32);
+      al_a, ",", al_b, ",", al_d, ",", al_bias, ",", st.allow_tf32);
   auto it = st.lt_plans.find(key);
-  if (it == st.lt_plans.end()) it = st.lt_plans.emplace(key, make_plan(st, g, al_a, al_b, al_d)).first;
+  if (it == st.lt_plans.end())
+    it = st.lt_plans.emplace(key, make_plan(st, g, bias, al_a, al_b, al_d)).first;
   const LtPlan* p = it->second.get();
   if (p == nullptr) return cublas_gemm(st, g, out, a, b, bias);
   if (bias) set_desc<const void*>(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, bias);

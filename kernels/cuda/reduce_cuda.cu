@@ -1,16 +1,19 @@
 // CUDA reductions over one dim of a contiguous [outer, D, inner] block.
 //
-// Three launch shapes, picked by the layout (all deterministic: fixed orders, no atomics):
+// Launch shapes, picked by the layout (all deterministic: fixed orders, no atomics):
 //   inner == 1          one warp per output: lanes read the row's D values strided (coalesced)
 //                       and combine with xor shuffles.
 //   inner > 1           one thread per output (o, i), walking d: neighbouring threads read
-//                       neighbouring i, so every step is a coalesced load.
+//                       neighbouring i, so every step is a coalesced load. With few outputs
+//                       (a bias gradient: 768 columns of 1024 rows) D is split into chunks
+//                       reduced in parallel and merged in chunk order by a second kernel.
 //   few outputs, big D  one block per output, so a [1, D] or [2, D, 3] reduction still uses the
 //                       whole GPU; the block combines its threads' partials in shared memory.
 // The reduction itself is a policy (SumOp, MaxOp) with an accumulator, a step, and a merge that
 // gives the same result in either argument order (so every lane of a butterfly agrees).
 #include <algorithm>
 
+#include "kernels/cuda/cuda_allocator.h"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/reduce_cuda.h"
 
@@ -98,6 +101,35 @@ __global__ void reduce_columns_kernel(Op op, const float* __restrict__ x, int64_
   }
 }
 
+// inner > 1 with too few outputs to fill the GPU (a bias gradient [M, N] -> [N]): chunk
+// blockIdx.y of d (d in [k * per, (k + 1) * per)) goes to part[k * outputs + j]; the chunks are
+// then merged in order by reduce_merge_kernel.
+template <typename Op>
+__global__ void reduce_columns_split_kernel(typename Op::Acc* __restrict__ part,
+                                            const float* __restrict__ x, int64_t outer,
+                                            int64_t D, int64_t inner, int64_t per) {
+  const int64_t outputs = outer * inner, k = blockIdx.y;
+  const int64_t d0 = k * per, d1 = min(D, d0 + per);
+  for (int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; j < outputs;
+       j += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t o = j / inner, i = j % inner;
+    const float* p = x + o * D * inner + i;
+    typename Op::Acc a = Op::init();
+    for (int64_t d = d0; d < d1; ++d) a = Op::step(a, p[d * inner], d);
+    part[k * outputs + j] = a;
+  }
+}
+
+template <typename Op>
+__global__ void reduce_merge_kernel(Op op, const typename Op::Acc* __restrict__ part,
+                                    int64_t outputs, int64_t chunks) {
+  KDNAS_GRID_STRIDE_LOOP(j, outputs) {
+    typename Op::Acc a = part[j];
+    for (int64_t k = 1; k < chunks; ++k) a = Op::merge(a, part[k * outputs + j]);
+    op.store(j, a);
+  }
+}
+
 // Few outputs: block b reduces outputs b, b + gridDim.x, ...; its threads split d.
 template <typename Op>
 __global__ void reduce_block_kernel(Op op, const float* __restrict__ x, int64_t outer, int64_t D,
@@ -133,8 +165,26 @@ void reduce(Context& ctx, Op op, const float* x, int64_t outer, int64_t D, int64
     reduce_rows_kernel<<<unsigned(ceil_div(outer, kThreads / kWarpSize)), kThreads, 0,
                          st.stream>>>(op, x, outer, D);
   } else {
-    reduce_columns_kernel<<<grid_for(outputs, kThreads), kThreads, 0, st.stream>>>(op, x, outer,
-                                                                                   D, inner);
+    // One thread per output walks all of D; with fewer outputs than ~2048 threads per SM, D is
+    // split into chunks (of >= 32) whose partial results are merged in a second pass.
+    const int64_t want = 2048 * int64_t(st.sm_count);
+    const int64_t chunks = outputs >= want ? 1
+                                           : std::min<int64_t>({ceil_div(want, outputs),
+                                                                ceil_div(D, 32), 65535});
+    if (chunks <= 1) {
+      reduce_columns_kernel<<<grid_for(outputs, kThreads), kThreads, 0, st.stream>>>(
+          op, x, outer, D, inner);
+    } else {
+      const int64_t per = ceil_div(D, chunks);
+      CudaBuffer part(size_t(chunks * outputs) * sizeof(typename Op::Acc));
+      auto* pp = part.as<typename Op::Acc>();
+      reduce_columns_split_kernel<Op>
+          <<<dim3(unsigned(ceil_div(outputs, kThreads)), unsigned(chunks)), kThreads, 0,
+             st.stream>>>(pp, x, outer, D, inner, per);
+      KDNAS_CUDA_CHECK_LAUNCH();
+      reduce_merge_kernel<<<grid_for(outputs, kThreads), kThreads, 0, st.stream>>>(op, pp, outputs,
+                                                                                   chunks);
+    }
   }
   KDNAS_CUDA_CHECK_LAUNCH();
 }
