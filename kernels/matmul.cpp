@@ -70,13 +70,13 @@ GemmLayout gemm_layout(const char* op, Tensor& a, Tensor& b) {
   l.N = b.size(-1);
   l.a_rs = a.stride(-2), l.a_cs = a.stride(-1);
   if (!plain_matrix(l.M, l.K, l.a_rs, l.a_cs)) {
-    a = a.contiguous().clone();
+    a = a.contiguous();
     l.a_rs = a.stride(-2), l.a_cs = a.stride(-1);
     plain_matrix(l.M, l.K, l.a_rs, l.a_cs);
   }
   l.b_rs = b.stride(-2), l.b_cs = b.stride(-1);
   if (!plain_matrix(l.K, l.N, l.b_rs, l.b_cs)) {
-    b = b.contiguous().clone();
+    b = b.contiguous();
     l.b_rs = b.stride(-2), l.b_cs = b.stride(-1);
     plain_matrix(l.K, l.N, l.b_rs, l.b_cs);
   }
@@ -198,6 +198,7 @@ Tensor matmul_forward(Context& ctx, const Tensor& a_in, const Tensor& b_in,
   check_bias(op, opts.bias, in, b_in.size(-1), a_in, b_in, "b");
   const bool gelu = opts.act == Activation::Gelu;
   const Route r = route_for(ctx, op, a_in);
+  if (r == Route::Cuda) no_kernel(op, r, in);
   const bool on_ref = r == Route::Ref || in == DType::F64;
   KDNAS_CHECK(!on_ref || a_in.device().is_cpu(), op, ": f64 runs on the CPU reference only");
 
@@ -311,6 +312,7 @@ MatmulGrads matmul_backward(Context& ctx, const Tensor& dout, const Tensor& a, c
               " but b is ", b.shape(), " (a's last dim must equal b's second to last)");
   check_backward(op, dout, a, b, matmul_out_shape(op, a, b));
   const Route r = route_for(ctx, op, a);
+  if (r == Route::Cuda) no_kernel(op, r, a.dtype());
   if (r == Route::Ref || a.dtype() == DType::F64) return matmul_backward_on_ref(ctx, dout, a, b);
 
   // Two GEMMs over transposed views (no copies): da = dout · bᵀ, db = aᵀ · dout. bf16 operands
@@ -343,6 +345,7 @@ LinearGrads linear_backward(Context& ctx, const Tensor& dout, const Tensor& x, c
   out_shape.back() = w.size(0);
   check_backward(op, dout, x, w, out_shape);
   const Route r = route_for(ctx, op, x);
+  if (r == Route::Cuda) no_kernel(op, r, x.dtype());
   const Tensor d2 = rows_of(dout), x2 = rows_of(x);
   LinearGrads g;
   if (r == Route::Ref || x.dtype() == DType::F64) {

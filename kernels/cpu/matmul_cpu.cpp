@@ -365,8 +365,14 @@ void matmul_forward_onednn(Context& ctx, void* out, DType out_dtype, const void*
       po.append_eltwise(1.f, algorithm::eltwise_gelu_erf, 0.f, 0.f);
       attr.set_post_ops(po);
     }
-    matmul::primitive_desc pd(matmul::desc(a_md, b_md, bias_md, out_md), attr, st.engine);
-    return OnednnState::Entry{matmul(pd), pd};
+    try {
+      matmul::primitive_desc pd(matmul::desc(a_md, b_md, bias_md, out_md), attr, st.engine);
+      return OnednnState::Entry{matmul(pd), pd};
+    } catch (const dnnl::error& err) {
+      // E.g. bf16 on a CPU without AVX-512: say which GEMM, not just oneDNN's status.
+      detail::fail(detail::concat("matmul: oneDNN cannot run ", key, " on this CPU (",
+                                  err.what(), "); use the omp backend"));
+    }
   });
   std::unordered_map<int, memory> args{
       {DNNL_ARG_SRC, memory(a_md, st.engine, const_cast<void*>(a))},
