@@ -1,0 +1,111 @@
+// kdnas encode --model DIR (--text "..." | --ids "0 581 2;0 5 2" | --input FILE) [--max-len N]
+//              [--dtype f32|bf16] --out FILE.safetensors
+// Writes hidden_states f32 [L+1, B, T, C] and attention_mask i64 [B, T].
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "apps/commands.h"
+#include "transformer/inference.h"
+#include "transformer/model_dir.h"
+#include "transformer/safetensors.h"
+#include "transformer/tokenizer.h"
+
+namespace kdnas::cli {
+namespace {
+
+// "0 581 2;0 5 2" -> one sequence per ';' group, padded with pad_id to the longest.
+EncodedBatch parse_ids(const std::string& text, int64_t pad_id, int64_t vocab) {
+  std::vector<std::vector<int64_t>> seqs;
+  std::stringstream groups(text);
+  std::string group;
+  while (std::getline(groups, group, ';')) {
+    std::vector<int64_t> s;
+    std::stringstream ws(group);
+    std::string tok;
+    while (ws >> tok) {
+      size_t used = 0;
+      long long v = 0;
+      try {
+        v = std::stoll(tok, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      KDNAS_CHECK(used == tok.size(), "encode: --ids: '", tok, "' is not an integer");
+      KDNAS_CHECK(v >= 0 && v < vocab, "encode: --ids: id ", v, " is outside the vocabulary [0, ", vocab, ")");
+      s.push_back(v);
+    }
+    KDNAS_CHECK(!s.empty(), "encode: --ids: an empty sequence in '", text, "'");
+    seqs.push_back(s);
+  }
+  KDNAS_CHECK(!seqs.empty(), "encode: --ids is empty");
+  size_t T = 0;
+  for (auto& s : seqs) T = std::max(T, s.size());
+  EncodedBatch b{Tensor::full({int64_t(seqs.size()), int64_t(T)}, double(pad_id), DType::I64),
+                 Tensor::zeros({int64_t(seqs.size()), int64_t(T)}, DType::I64)};
+  for (size_t i = 0; i < seqs.size(); ++i)
+    for (size_t t = 0; t < seqs[i].size(); ++t) {
+      b.input_ids.data<int64_t>()[i * T + t] = seqs[i][t];
+      b.attention_mask.data<int64_t>()[i * T + t] = 1;
+    }
+  return b;
+}
+
+}  // namespace
+
+void add_encode(CLI::App& app) {
+  auto* cmd = app.add_subcommand("encode", "Run the encoder and write every layer's hidden states");
+  struct Args {
+    std::string model, text, ids, input, out, dtype = "f32";
+    int64_t max_len = 512;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("--model", a->model, "model directory")->required();
+  auto* text = cmd->add_option("--text", a->text, "one sentence (needs the model's tokenizer)");
+  auto* ids = cmd->add_option("--ids", a->ids, "token ids: \"0 581 2\"; ';' separates sequences");
+  auto* input = cmd->add_option("--input", a->input, "a text file, one sentence per line");
+  text->excludes(ids)->excludes(input);
+  ids->excludes(input);
+  cmd->add_option("--max-len", a->max_len, "truncate to this many tokens (default 512)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--dtype", a->dtype, "f32 or bf16")->check(CLI::IsMember({"f32", "bf16"}));
+  cmd->add_option("--out", a->out, "output .safetensors file")->required();
+  cmd->callback([a] {
+    KDNAS_CHECK(!a->text.empty() + !a->ids.empty() + !a->input.empty() == 1,
+                "encode: give exactly one of --text, --ids or --input");
+    Model m = load_model_dir(a->model);
+    EncodedBatch batch;
+    if (!a->ids.empty()) {
+      batch = parse_ids(a->ids, m.config.pad_token_id, m.config.vocab_size);
+    } else {
+      KDNAS_CHECK(!m.tokenizer_path.empty(), "encode: ", a->model,
+                  " has no tokenizer (", kTokenizerFile, "); use --ids");
+      Tokenizer tok = Tokenizer::load(m.tokenizer_path);
+      std::vector<std::string> lines;
+      if (!a->text.empty()) {
+        lines.push_back(a->text);
+      } else {
+        std::ifstream in(a->input);
+        KDNAS_CHECK(in.good(), "encode: cannot read ", a->input);
+        for (std::string line; std::getline(in, line);)
+          if (!line.empty()) lines.push_back(line);
+        KDNAS_CHECK(!lines.empty(), "encode: ", a->input, " has no non-empty line");
+      }
+      batch = tok.encode_batch(lines, a->max_len);
+    }
+    const int64_t max_t = m.config.max_position_embeddings - m.config.pad_token_id - 1;
+    KDNAS_CHECK(batch.input_ids.size(1) <= max_t, "encode: sequence of ", batch.input_ids.size(1),
+                " tokens; this model takes at most ", max_t);
+    Context ctx;
+    InferenceEncoder enc(m.encoder, dtype_from_name(a->dtype));
+    Tensor hs = enc.forward(ctx, batch.input_ids, batch.attention_mask, true);
+    write_safetensors(a->out, {{"hidden_states", hs}, {"attention_mask", batch.attention_mask}},
+                      {{"model", a->model}, {"dtype", a->dtype}});
+    std::printf("wrote %s: hidden_states %s, attention_mask %s\n", a->out.c_str(),
+                shape_str(hs.shape()).c_str(), shape_str(batch.attention_mask.shape()).c_str());
+  });
+}
+
+}  // namespace kdnas::cli

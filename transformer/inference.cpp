@@ -1,0 +1,97 @@
+#include "transformer/inference.h"
+
+#include <cmath>
+
+#include "kernels/binary.h"
+#include "kernels/cast.h"
+#include "kernels/concat.h"
+#include "kernels/embedding.h"
+#include "kernels/layer_norm.h"
+#include "kernels/matmul.h"
+#include "kernels/permute.h"
+#include "kernels/softmax.h"
+
+namespace kdnas {
+
+InferenceEncoder::InferenceEncoder(const Encoder& enc, DType dtype)
+    : cfg_(enc.config()), dtype_(dtype) {
+  KDNAS_CHECK(dtype == DType::F32 || dtype == DType::BF16, "inference: dtype must be f32 or bf16, got ",
+              dtype_name(dtype));
+  Context ctx;
+  auto w = [&](const Variable& v) { return v.value().to(dtype).contiguous(); };
+  auto f = [&](const Variable& v) { return v.value().contiguous(); };
+  word_ = f(enc.word_embeddings);
+  pos_ = f(enc.position_embeddings);
+  type0_ = enc.token_type_embeddings.value().narrow(0, 0, 1).contiguous();
+  emb_ln_w_ = f(enc.emb_ln_w);
+  emb_ln_b_ = f(enc.emb_ln_b);
+  for (const EncoderLayer& l : enc.layers) {
+    Layer L;
+    L.wqkv = concat(ctx, {l.query_w.value(), l.key_w.value(), l.value_w.value()}, 0).to(dtype);
+    L.bqkv = concat(ctx, {l.query_b.value(), l.key_b.value(), l.value_b.value()}, 0);
+    L.wo = w(l.attn_out_w), L.bo = f(l.attn_out_b);
+    L.ln1_w = f(l.attn_ln_w), L.ln1_b = f(l.attn_ln_b);
+    L.w1 = w(l.inter_w), L.b1 = f(l.inter_b);
+    L.w2 = w(l.out_w), L.b2 = f(l.out_b);
+    L.ln2_w = f(l.out_ln_w), L.ln2_b = f(l.out_ln_b);
+    layers_.push_back(std::move(L));
+  }
+}
+
+double InferenceEncoder::flops(int64_t B, int64_t T) const {
+  const double M = double(B * T), C = double(cfg_.hidden_size), FF = double(cfg_.intermediate_size);
+  const double per_layer = 2 * M * C * 3 * C   // QKV
+                           + 2 * 2 * M * T * C  // QK^T and PV over all heads
+                           + 2 * M * C * C      // attention output
+                           + 2 * 2 * M * C * FF;  // FFN
+  return per_layer * double(cfg_.num_hidden_layers);
+}
+
+Tensor InferenceEncoder::forward(Context& ctx, const Tensor& ids, const Tensor& attention_mask,
+                                 bool all_hidden) {
+  KDNAS_CHECK(ids.dtype() == DType::I64 && ids.dim() == 2, "inference: ids must be i64 [B, T], got ",
+              dtype_name(ids.dtype()), " ", ids.shape());
+  const int64_t B = ids.size(0), T = ids.size(1), C = cfg_.hidden_size;
+  const int64_t NH = cfg_.num_attention_heads, HS = C / NH, L = cfg_.num_hidden_layers;
+  KDNAS_CHECK(T + cfg_.pad_token_id < cfg_.max_position_embeddings, "inference: sequence length ", T,
+              " is too long for max_position_embeddings ", cfg_.max_position_embeddings);
+  Tensor mask = attention_mask.defined() ? attention_mask : Tensor::ones({B, T}, DType::I64);
+  KDNAS_CHECK(mask.shape() == ids.shape(), "inference: attention_mask is ", mask.shape(),
+              " but ids are ", ids.shape());
+  const Tensor add_mask = additive_attention_mask(mask);
+  const double eps = cfg_.layer_norm_eps, score_scale = 1.0 / std::sqrt(double(HS));
+  auto gemm_in = [&](const Tensor& t) { return dtype_ == DType::F32 ? t : cast(ctx, t, dtype_); };
+
+  Tensor hidden_all;
+  if (all_hidden) hidden_all = Tensor::empty({L + 1, B, T, C});
+  // Embeddings: word + position + token type 0, then LayerNorm.
+  Tensor x = add(ctx, embedding_forward(ctx, ids, word_),
+                 embedding_forward(ctx, roberta_position_ids(ids, cfg_.pad_token_id), pos_));
+  x = layer_norm_forward(ctx, add(ctx, x, type0_), emb_ln_w_, emb_ln_b_, eps).out;  // [B, T, C]
+  if (all_hidden) hidden_all.select(0, 0).copy_(x);
+
+  for (int64_t l = 0; l < L; ++l) {
+    const Layer& w = layers_[size_t(l)];
+    // One GEMM for Q, K and V: [B, T, C] x [3C, C]^T -> [B, T, 3C]; heads are strided views.
+    Tensor qkv = linear_forward(ctx, gemm_in(x), w.wqkv, w.bqkv, Activation::None, dtype_);
+    Tensor q5 = qkv.view({B, T, 3, NH, HS});
+    Tensor q = q5.select(2, 0).permute({0, 2, 1, 3});  // [B, NH, T, HS]
+    Tensor k = q5.select(2, 1).permute({0, 2, 1, 3});
+    Tensor v = q5.select(2, 2).permute({0, 2, 1, 3});
+    Tensor scores = matmul_forward(ctx, q, k.transpose(-1, -2));       // [B, NH, T, T] f32
+    Tensor probs = softmax_forward(ctx, scores, add_mask, score_scale);  // f32
+    MatmulOptions pv;
+    pv.out_dtype = dtype_;
+    Tensor heads = matmul_forward(ctx, gemm_in(probs), v, pv);           // [B, NH, T, HS]
+    Tensor merged = permute_copy(ctx, heads, {0, 2, 1, 3}).view({B, T, C});
+    Tensor attn = linear_forward(ctx, merged, w.wo, w.bo);               // [B, T, C] f32
+    Tensor h1 = layer_norm_forward(ctx, add(ctx, x, attn), w.ln1_w, w.ln1_b, eps).out;
+    Tensor ff = linear_forward(ctx, gemm_in(h1), w.w1, w.b1, Activation::Gelu, dtype_);
+    Tensor ff2 = linear_forward(ctx, ff, w.w2, w.b2);
+    x = layer_norm_forward(ctx, add(ctx, h1, ff2), w.ln2_w, w.ln2_b, eps).out;
+    if (all_hidden) hidden_all.select(0, l + 1).copy_(x);
+  }
+  return all_hidden ? hidden_all : x;
+}
+
+}  // namespace kdnas

@@ -1,0 +1,56 @@
+// The tape-free inference path: the encoder's forward pass on plain tensors, in f32 or in bf16
+// (AMX), with weights prepared once.
+//
+// What differs from Encoder::forward (the training path) — and why it is faster:
+//   - no autograd graph, no dropout;
+//   - Q, K and V come from one GEMM against the concatenated [3C, C] weight;
+//   - attention reads Q, K, V as strided views of that GEMM's output (no permute copies);
+//   - the FFN's GELU and every bias run as GEMM epilogues;
+//   - dtype bf16: weights are converted to bf16 once, activations right before each GEMM, and
+//     accumulation stays f32 (LayerNorm and softmax run in f32).
+// The two paths must agree: tests/transformer/test_inference.cpp checks them against each other
+// and against the golden PyTorch fixtures.
+#pragma once
+
+#include <vector>
+
+#include "kernels/context.h"
+#include "tensor/tensor.h"
+#include "transformer/encoder.h"
+
+namespace kdnas {
+
+class InferenceEncoder {
+ public:
+  // Copies (and, for bf16, converts) the encoder's weights. dtype: F32 or BF16.
+  InferenceEncoder(const Encoder& encoder, DType dtype);
+
+  const EncoderConfig& config() const { return cfg_; }
+  DType dtype() const { return dtype_; }
+
+  // ids, attention_mask: i64 [B, T] (mask undefined = all tokens). Returns the hidden states
+  // after the embeddings and every layer, f32 [L + 1, B, T, C], or only the last one
+  // ([B, T, C]) when all_hidden is false.
+  Tensor forward(Context& ctx, const Tensor& ids, const Tensor& attention_mask,
+                 bool all_hidden = true);
+
+  // Floating-point operations of one forward pass over B sequences of T tokens (GEMMs and
+  // attention products; the element-wise work is not counted).
+  double flops(int64_t B, int64_t T) const;
+
+ private:
+  struct Layer {
+    Tensor wqkv, bqkv;    // [3C, C] (f32 or bf16), [3C] f32
+    Tensor wo, bo;        // [C, C], [C]
+    Tensor ln1_w, ln1_b;  // [C]
+    Tensor w1, b1;        // [FF, C], [FF]
+    Tensor w2, b2;        // [C, FF], [C]
+    Tensor ln2_w, ln2_b;  // [C]
+  };
+  EncoderConfig cfg_;
+  DType dtype_;
+  Tensor word_, pos_, type0_, emb_ln_w_, emb_ln_b_;  // f32
+  std::vector<Layer> layers_;
+};
+
+}  // namespace kdnas
