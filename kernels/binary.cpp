@@ -4,6 +4,7 @@
 #include <string>
 
 #include "kernels/cpu/binary_cpu.h"
+#include "kernels/cuda/binary_cuda.h"
 #include "kernels/dispatch.h"
 
 namespace kdnas {
@@ -28,7 +29,8 @@ bool on_ref(Route r, const Tensor& t, const std::string& op) {
 // The fast backward's reduction: scale * g (contiguous, the broadcast shape) summed to `shape`.
 Tensor sum_to(Context& ctx, const Tensor& g, const Shape& shape, float scale) {
   Tensor out = Tensor::empty(shape, DType::F32, g.device());
-  sum_to_shape_cpu(ctx, out.data<float>(), g.data<float>(), g.shape(), shape, scale);
+  auto* kernel = g.device().is_cpu() ? sum_to_shape_cpu : sum_to_shape_cuda;
+  kernel(ctx, out.data<float>(), g.data<float>(), g.shape(), shape, scale);
   return out;
 }
 
@@ -61,9 +63,9 @@ Tensor binary_forward(Context& ctx, BinaryOp op, const Tensor& a, const Tensor& 
     dispatch_float(name, a.dtype(), [&]<typename T>() {
       binary_forward_ref(out.data<T>(), a.data<T>(), b.data<T>(), op, shape, sa, sb);
     });
-  } else if (r == Route::Omp || r == Route::Onednn) {
-    binary_forward_cpu(ctx, out.data<float>(), a.data<float>(), b.data<float>(), op, shape, sa,
-                       sb);
+  } else if (r == Route::Omp || r == Route::Onednn || r == Route::Cuda) {
+    auto* kernel = r == Route::Cuda ? binary_forward_cuda : binary_forward_cpu;
+    kernel(ctx, out.data<float>(), a.data<float>(), b.data<float>(), op, shape, sa, sb);
   } else {
     no_kernel(name, r, a.dtype());
   }
@@ -108,7 +110,7 @@ BinaryGrads binary_backward(Context& ctx, BinaryOp op, const Tensor& dout, const
     });
     return g;
   }
-  if (r != Route::Omp && r != Route::Onednn) no_kernel(nm, r, dout.dtype());
+  if (r != Route::Omp && r != Route::Onednn && r != Route::Cuda) no_kernel(nm, r, dout.dtype());
   // Fast path: the element-wise factor as a broadcast binary op, then one reduction per
   // gradient (only where its input was broadcast; otherwise a scaled copy). In div's db the
   // 1/b^2 is applied after the reduction: b is constant along the dims that are summed.

@@ -1,6 +1,7 @@
 #include "kernels/cast.h"
 
 #include "kernels/cpu/cast_cpu.h"
+#include "kernels/cuda/cast_cuda.h"
 #include "kernels/dispatch.h"
 #include "kernels/ref/cast_ref.h"
 
@@ -42,8 +43,14 @@ Tensor cast(Context& ctx, const Tensor& x, DType to) {
   KDNAS_CHECK(is_floating(to), "cast: x is ", dtype_name(x.dtype()), " ", x.shape(),
               "; cannot cast to ", dtype_name(to), " (f32, f64, bf16 or f16)");
   const Route r = route_for(ctx, op, x);
-  KDNAS_CHECK(r != Route::Cuda, "cast: no cuda kernel yet");
   if (x.dtype() == to) return x.contiguous();
+  if (r == Route::Cuda) {  // f32, bf16 and f16 on the device (f64 is a CPU dtype)
+    KDNAS_CHECK(x.dtype() != DType::F64 && to != DType::F64, "cast: x is ", dtype_name(x.dtype()),
+                " ", x.shape(), " on ", x.device().str(), "; f64 casts run on the CPU only");
+    Tensor xc = x.contiguous(), out = Tensor::empty(x.shape(), to, x.device());
+    cast_cuda(ctx, out.raw_data(), to, xc.raw_data(), x.dtype(), x.numel());
+    return out;
+  }
   // A strided x is first gathered in its own dtype (a same-size copy), so that the kernels
   // below only ever stream contiguous memory.
   Tensor xc = x.contiguous();

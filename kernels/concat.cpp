@@ -1,6 +1,7 @@
 #include "kernels/concat.h"
 
 #include "kernels/cpu/concat_cpu.h"
+#include "kernels/cuda/concat_cuda.h"
 #include "kernels/dispatch.h"
 #include "kernels/ref/concat_ref.h"
 
@@ -65,14 +66,14 @@ std::vector<Tensor> split_impl(Context& ctx, const char* op, const Tensor& x, in
       for (Tensor& t : outs) ps.push_back(static_cast<T*>(t.raw_data()));
       split_ref(ps, static_cast<const T*>(xc.raw_data()), sizes, outer, inner);
     });
-  } else if (r == Route::Omp || r == Route::Onednn) {
+  } else if (r == Route::Omp || r == Route::Onednn || r == Route::Cuda) {
     std::vector<void*> ps;
     std::vector<int64_t> seg;
     for (size_t k = 0; k < outs.size(); ++k) {
       ps.push_back(outs[k].raw_data());
       seg.push_back(sizes[k] * inner * int64_t(esz));
     }
-    split_cpu(ctx, ps, xc.raw_data(), seg, outer);
+    (r == Route::Cuda ? split_cuda : split_cpu)(ctx, ps, xc.raw_data(), seg, outer);
   } else {
     no_kernel(op, r, x.dtype());
   }
@@ -117,14 +118,14 @@ Tensor concat(Context& ctx, const std::vector<Tensor>& xs, int64_t dim) {
       for (const Tensor& c : cs) ps.push_back(static_cast<const T*>(c.raw_data()));
       concat_ref(static_cast<T*>(out.raw_data()), ps, sizes, outer, inner);
     });
-  } else if (r == Route::Omp || r == Route::Onednn) {
+  } else if (r == Route::Omp || r == Route::Onednn || r == Route::Cuda) {
     std::vector<const void*> ps;
     std::vector<int64_t> seg;
     for (size_t k = 0; k < cs.size(); ++k) {
       ps.push_back(cs[k].raw_data());
       seg.push_back(sizes[k] * inner * int64_t(esz));
     }
-    concat_cpu(ctx, out.raw_data(), ps, seg, outer);
+    (r == Route::Cuda ? concat_cuda : concat_cpu)(ctx, out.raw_data(), ps, seg, outer);
   } else {
     no_kernel(op, r, x0.dtype());
   }

@@ -1,5 +1,6 @@
 #include "kernels/context.h"
 
+#include "kernels/cuda/cuda_context.h"
 #include "tensor/check.h"
 
 #if KDNAS_HAVE_OPENMP
@@ -30,6 +31,9 @@ std::vector<Backend> compiled_cpu_backends() {
 Backend best_cpu_backend() { return onednn_compiled() ? Backend::Onednn : Backend::Omp; }
 
 Context::Context(Backend backend, int threads) {
+  // In a CUDA build this registers the CUDA device hooks (no driver call), so CUDA tensors can
+  // be made from here on; in other builds it does nothing (kernels/cuda/cuda_stubs.cpp).
+  cuda_init();
   set_backend(backend);
   KDNAS_CHECK(threads >= 0, "context: thread count must be >= 0, got ", threads);
 #if KDNAS_HAVE_OPENMP

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "kernels/cpu/dropout_cpu.h"
+#include "kernels/cuda/dropout_cuda.h"
 #include "kernels/dispatch.h"
 #include "kernels/ref/dropout_ref.h"
 
@@ -32,9 +33,10 @@ DropoutOutput dropout_forward(Context& ctx, const Tensor& x, double p, uint64_t 
       dropout_forward_ref(res.out.data<T>(), res.mask.data<uint8_t>(), xc.data<T>(), p, seed,
                           counter, n);
     });
-  } else if (r == Route::Omp || r == Route::Onednn) {
-    dropout_forward_cpu(ctx, res.out.data<float>(), res.mask.data<uint8_t>(), xc.data<float>(), p,
-                        seed, counter, n);
+  } else if (r == Route::Omp || r == Route::Onednn || r == Route::Cuda) {
+    auto* kernel = r == Route::Cuda ? dropout_forward_cuda : dropout_forward_cpu;
+    kernel(ctx, res.out.data<float>(), res.mask.data<uint8_t>(), xc.data<float>(), p, seed, counter,
+           n);
   } else {
     no_kernel(op, r, x.dtype());
   }
@@ -57,8 +59,9 @@ Tensor dropout_backward(Context& ctx, const Tensor& dout, const Tensor& mask, do
     dispatch_float(op, dout.dtype(), [&]<typename T>() {
       dropout_backward_ref(dx.data<T>(), dc.data<T>(), mc.data<uint8_t>(), p, n);
     });
-  } else if (r == Route::Omp || r == Route::Onednn) {
-    dropout_backward_cpu(ctx, dx.data<float>(), dc.data<float>(), mc.data<uint8_t>(), p, n);
+  } else if (r == Route::Omp || r == Route::Onednn || r == Route::Cuda) {
+    auto* kernel = r == Route::Cuda ? dropout_backward_cuda : dropout_backward_cpu;
+    kernel(ctx, dx.data<float>(), dc.data<float>(), mc.data<uint8_t>(), p, n);
   } else {
     no_kernel(op, r, dout.dtype());
   }

@@ -1,6 +1,7 @@
 #include "kernels/eltwise.h"
 
 #include "kernels/cpu/eltwise_cpu.h"
+#include "kernels/cuda/eltwise_cuda.h"
 #include "kernels/dispatch.h"
 #include "kernels/ref/eltwise_ref.h"
 
@@ -19,7 +20,7 @@ Tensor unary(Context& ctx, const char* op, const Tensor& x, Ref&& ref, Fast&& fa
   if (r == Route::Ref || x.dtype() == DType::F64) {
     KDNAS_CHECK(x.device().is_cpu(), op, ": f64 runs on the CPU reference only");
     dispatch_float(op, x.dtype(), [&]<typename T>() { ref(out.data<T>(), xc.data<T>(), n); });
-  } else if (r == Route::Omp || r == Route::Onednn) {
+  } else if (r == Route::Omp || r == Route::Onednn || r == Route::Cuda) {
     fast(r, out.data<float>(), xc.data<float>(), n);
   } else {
     no_kernel(op, r, x.dtype());
@@ -43,7 +44,7 @@ Tensor unary_backward(Context& ctx, const char* op, const Tensor& dout, const Te
     KDNAS_CHECK(dout.device().is_cpu(), op, ": f64 runs on the CPU reference only");
     dispatch_float(op, dout.dtype(),
                    [&]<typename T>() { ref(dinp.data<T>(), dc.data<T>(), sc.data<T>(), n); });
-  } else if (r == Route::Omp || r == Route::Onednn) {
+  } else if (r == Route::Omp || r == Route::Onednn || r == Route::Cuda) {
     fast(r, dinp.data<float>(), dc.data<float>(), sc.data<float>(), n);
   } else {
     no_kernel(op, r, dout.dtype());
@@ -57,7 +58,9 @@ Tensor gelu_forward(Context& ctx, const Tensor& x) {
   return unary(
       ctx, "gelu", x, []<typename T>(T* o, const T* i, int64_t n) { gelu_forward_ref(o, i, n); },
       [&](Route r, float* o, const float* i, int64_t n) {
-        r == Route::Onednn ? gelu_forward_onednn(ctx, o, i, n) : gelu_forward_cpu(ctx, o, i, n);
+        r == Route::Cuda     ? gelu_forward_cuda(ctx, o, i, n)
+        : r == Route::Onednn ? gelu_forward_onednn(ctx, o, i, n)
+                             : gelu_forward_cpu(ctx, o, i, n);
       });
 }
 
@@ -66,38 +69,45 @@ Tensor gelu_backward(Context& ctx, const Tensor& dout, const Tensor& x) {
       ctx, "gelu_backward", dout, x,
       []<typename T>(T* dx, const T* d, const T* x, int64_t n) { gelu_backward_ref(dx, d, x, n); },
       [&](Route r, float* dx, const float* d, const float* x, int64_t n) {
-        r == Route::Onednn ? gelu_backward_onednn(ctx, dx, d, x, n)
-                           : gelu_backward_cpu(ctx, dx, d, x, n);
+        r == Route::Cuda     ? gelu_backward_cuda(ctx, dx, d, x, n)
+        : r == Route::Onednn ? gelu_backward_onednn(ctx, dx, d, x, n)
+                             : gelu_backward_cpu(ctx, dx, d, x, n);
       });
 }
 
 Tensor tanh_forward(Context& ctx, const Tensor& x) {
   return unary(
       ctx, "tanh", x, []<typename T>(T* o, const T* i, int64_t n) { tanh_forward_ref(o, i, n); },
-      [&](Route, float* o, const float* i, int64_t n) { tanh_forward_cpu(ctx, o, i, n); });
+      [&](Route r, float* o, const float* i, int64_t n) {
+        r == Route::Cuda ? tanh_forward_cuda(ctx, o, i, n) : tanh_forward_cpu(ctx, o, i, n);
+      });
 }
 
 Tensor tanh_backward(Context& ctx, const Tensor& dout, const Tensor& y) {
   return unary_backward(
       ctx, "tanh_backward", dout, y,
       []<typename T>(T* dx, const T* d, const T* y, int64_t n) { tanh_backward_ref(dx, d, y, n); },
-      [&](Route, float* dx, const float* d, const float* y, int64_t n) {
-        tanh_backward_cpu(ctx, dx, d, y, n);
+      [&](Route r, float* dx, const float* d, const float* y, int64_t n) {
+        r == Route::Cuda ? tanh_backward_cuda(ctx, dx, d, y, n)
+                         : tanh_backward_cpu(ctx, dx, d, y, n);
       });
 }
 
 Tensor relu_forward(Context& ctx, const Tensor& x) {
   return unary(
       ctx, "relu", x, []<typename T>(T* o, const T* i, int64_t n) { relu_forward_ref(o, i, n); },
-      [&](Route, float* o, const float* i, int64_t n) { relu_forward_cpu(ctx, o, i, n); });
+      [&](Route r, float* o, const float* i, int64_t n) {
+        r == Route::Cuda ? relu_forward_cuda(ctx, o, i, n) : relu_forward_cpu(ctx, o, i, n);
+      });
 }
 
 Tensor relu_backward(Context& ctx, const Tensor& dout, const Tensor& x) {
   return unary_backward(
       ctx, "relu_backward", dout, x,
       []<typename T>(T* dx, const T* d, const T* x, int64_t n) { relu_backward_ref(dx, d, x, n); },
-      [&](Route, float* dx, const float* d, const float* x, int64_t n) {
-        relu_backward_cpu(ctx, dx, d, x, n);
+      [&](Route r, float* dx, const float* d, const float* x, int64_t n) {
+        r == Route::Cuda ? relu_backward_cuda(ctx, dx, d, x, n)
+                         : relu_backward_cpu(ctx, dx, d, x, n);
       });
 }
 
@@ -105,8 +115,9 @@ Tensor scale_forward(Context& ctx, const Tensor& x, double alpha) {
   return unary(
       ctx, "scale", x,
       [alpha]<typename T>(T* o, const T* i, int64_t n) { scale_forward_ref(o, i, T(alpha), n); },
-      [&](Route, float* o, const float* i, int64_t n) {
-        scale_forward_cpu(ctx, o, i, float(alpha), n);
+      [&](Route r, float* o, const float* i, int64_t n) {
+        r == Route::Cuda ? scale_forward_cuda(ctx, o, i, float(alpha), n)
+                         : scale_forward_cpu(ctx, o, i, float(alpha), n);
       });
 }
 

@@ -1,6 +1,7 @@
 #include "kernels/embedding.h"
 
 #include "kernels/cpu/embedding_cpu.h"
+#include "kernels/cuda/embedding_cuda.h"
 #include "kernels/dispatch.h"
 #include "kernels/ref/embedding_ref.h"
 
@@ -21,7 +22,7 @@ Shape unravel(int64_t i, const Shape& shape) {
 // table with them unchecked, so this is the one place a bad id is caught (it costs one pass
 // over N ids, nothing next to the N*C floats the kernels move).
 Tensor checked_ids(const char* op, const Tensor& ids, int64_t V) {
-  Tensor c = ids.to(DType::I64).contiguous();
+  Tensor c = ids.to(Device{}).to(DType::I64).contiguous();  // on the host (CUDA kernels too)
   const int64_t* p = c.data<int64_t>();
   for (int64_t i = 0; i < c.numel(); ++i)
     KDNAS_CHECK(p[i] >= 0 && p[i] < V, op, ": id ", p[i], " at position ", unravel(i, ids.shape()),
@@ -49,8 +50,9 @@ Tensor embedding_forward(Context& ctx, const Tensor& ids, const Tensor& table) {
     dispatch_float(op, table.dtype(), [&]<typename T>() {
       embedding_forward_ref(out.data<T>(), idc.data<int64_t>(), tc.data<T>(), N, C);
     });
-  } else if (r == Route::Omp || r == Route::Onednn) {
-    embedding_forward_cpu(ctx, out.data<float>(), idc.data<int64_t>(), tc.data<float>(), N, C);
+  } else if (r == Route::Omp || r == Route::Onednn || r == Route::Cuda) {
+    auto* kernel = r == Route::Cuda ? embedding_forward_cuda : embedding_forward_cpu;
+    kernel(ctx, out.data<float>(), idc.data<int64_t>(), tc.data<float>(), N, C);
   } else {
     no_kernel(op, r, table.dtype());
   }
@@ -91,9 +93,9 @@ Tensor embedding_backward(Context& ctx, const Tensor& dout, const Tensor& ids, i
       embedding_backward_ref(dtable.data<T>(), dc.data<T>(), idc.data<int64_t>(), N, V, C,
                              padding_idx);
     });
-  } else if (r == Route::Omp || r == Route::Onednn) {
-    embedding_backward_cpu(ctx, dtable.data<float>(), dc.data<float>(), idc.data<int64_t>(), N, V,
-                           C, padding_idx);
+  } else if (r == Route::Omp || r == Route::Onednn || r == Route::Cuda) {
+    auto* kernel = r == Route::Cuda ? embedding_backward_cuda : embedding_backward_cpu;
+    kernel(ctx, dtable.data<float>(), dc.data<float>(), idc.data<int64_t>(), N, V, C, padding_idx);
   } else {
     no_kernel(op, r, dout.dtype());
   }
@@ -121,9 +123,10 @@ void embedding_backward_accumulate(Context& ctx, const Tensor& dtable, const Ten
       embedding_backward_accumulate_ref(dtable.data<T>(), dc.data<T>(), idc.data<int64_t>(), N, C,
                                         padding_idx);
     });
-  } else if (r == Route::Omp || r == Route::Onednn) {
-    embedding_backward_accumulate_cpu(ctx, dtable.data<float>(), dc.data<float>(),
-                                      idc.data<int64_t>(), N, C, padding_idx);
+  } else if (r == Route::Omp || r == Route::Onednn || r == Route::Cuda) {
+    auto* kernel =
+        r == Route::Cuda ? embedding_backward_accumulate_cuda : embedding_backward_accumulate_cpu;
+    kernel(ctx, dtable.data<float>(), dc.data<float>(), idc.data<int64_t>(), N, C, padding_idx);
   } else {
     no_kernel(op, r, dout.dtype());
   }

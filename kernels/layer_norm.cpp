@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "kernels/cpu/layer_norm_cpu.h"
+#include "kernels/cuda/layer_norm_cuda.h"
 #include "kernels/dispatch.h"
 #include "kernels/ref/layer_norm_ref.h"
 
@@ -63,9 +64,10 @@ LayerNormOutput layer_norm_forward(Context& ctx, const Tensor& x, const Tensor& 
       layer_norm_forward_ref(res.out.data<T>(), res.mean.data<T>(), res.rstd.data<T>(),
                              xc.data<T>(), gc.data<T>(), bc.data<T>(), rows, C, T(eps));
     });
-  } else if (r == Route::Omp || r == Route::Onednn) {
-    auto* kernel =
-        r == Route::Onednn && kOnednnLayerNorm ? layer_norm_forward_onednn : layer_norm_forward_cpu;
+  } else if (r == Route::Omp || r == Route::Onednn || r == Route::Cuda) {
+    auto* kernel = r == Route::Cuda                         ? layer_norm_forward_cuda
+                   : r == Route::Onednn && kOnednnLayerNorm ? layer_norm_forward_onednn
+                                                            : layer_norm_forward_cpu;
     kernel(ctx, res.out.data<float>(), res.mean.data<float>(), res.rstd.data<float>(),
            xc.data<float>(), gc.data<float>(), bc.data<float>(), rows, C, float(eps));
   } else {
@@ -91,7 +93,7 @@ LayerNormGrads layer_norm_backward(Context& ctx, const Tensor& dout, const Tenso
   LayerNormGrads g{Tensor::empty(x.shape(), x.dtype(), x.device()),
                    Tensor::empty({C}, x.dtype(), x.device()),
                    Tensor::empty({C}, x.dtype(), x.device())};
-  if (rows == 0) {  // no rows: nothing flows back to gamma and beta
+  if (rows == 0 && r != Route::Cuda) {  // no rows: nothing flows back to gamma and beta
     g.dgamma.fill_(0);
     g.dbeta.fill_(0);
     return g;
@@ -102,9 +104,10 @@ LayerNormGrads layer_norm_backward(Context& ctx, const Tensor& dout, const Tenso
       layer_norm_backward_ref(g.dx.data<T>(), g.dgamma.data<T>(), g.dbeta.data<T>(), dc.data<T>(),
                               xc.data<T>(), gc.data<T>(), mc.data<T>(), sc.data<T>(), rows, C);
     });
-  } else if (r == Route::Omp || r == Route::Onednn) {
-    auto* kernel = r == Route::Onednn && kOnednnLayerNorm ? layer_norm_backward_onednn
-                                                          : layer_norm_backward_cpu;
+  } else if (r == Route::Omp || r == Route::Onednn || r == Route::Cuda) {
+    auto* kernel = r == Route::Cuda                         ? layer_norm_backward_cuda
+                   : r == Route::Onednn && kOnednnLayerNorm ? layer_norm_backward_onednn
+                                                            : layer_norm_backward_cpu;
     kernel(ctx, g.dx.data<float>(), g.dgamma.data<float>(), g.dbeta.data<float>(), dc.data<float>(),
            xc.data<float>(), gc.data<float>(), mc.data<float>(), sc.data<float>(), rows, C);
   } else {

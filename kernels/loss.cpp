@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "kernels/cpu/loss_cpu.h"
+#include "kernels/cuda/loss_cuda.h"
 #include "kernels/dispatch.h"
 #include "kernels/ref/loss_ref.h"
 
@@ -60,7 +61,7 @@ Tensor checked_targets(const char* op, const Tensor& targets, const Tensor& logi
   const int64_t N = logits.size(0), V = logits.size(1);
   KDNAS_CHECK(targets.dim() == 1 && targets.size(0) == N, op, ": targets is ", targets.shape(),
               " but logits is ", logits.shape(), " (need [", N, "])");
-  Tensor t = targets.to(DType::I64).contiguous();
+  Tensor t = targets.to(Device{}).to(DType::I64).contiguous();  // checked (and used) on the host
   const int64_t* p = t.data<int64_t>();
   for (int64_t n = 0; n < N; ++n)
     KDNAS_CHECK(p[n] == ignore_index || (p[n] >= 0 && p[n] < V), op, ": target ", p[n], " at row ",
@@ -80,7 +81,7 @@ void run(const char* op, Route r, const Tensor& x, Ref&& ref, Fast&& fast) {
   if (r == Route::Ref || x.dtype() == DType::F64) {
     KDNAS_CHECK(x.device().is_cpu(), op, ": f64 runs on the CPU reference only");
     dispatch_float(op, x.dtype(), ref);
-  } else if (r == Route::Omp || r == Route::Onednn) {
+  } else if (r == Route::Omp || r == Route::Onednn || r == Route::Cuda) {
     fast();
   } else {
     no_kernel(op, r, x.dtype());
@@ -107,8 +108,8 @@ Tensor mse_forward(Context& ctx, const Tensor& pred, const Tensor& target, const
         mse_forward_ref(loss.data<T>(), pc.data<T>(), tc.data<T>(), mask_ptr(m), R, C);
       },
       [&] {
-        mse_forward_cpu(ctx, loss.data<float>(), pc.data<float>(), tc.data<float>(), mask_ptr(m), R,
-                        C);
+        (r == Route::Cuda ? mse_forward_cuda : mse_forward_cpu)(
+            ctx, loss.data<float>(), pc.data<float>(), tc.data<float>(), mask_ptr(m), R, C);
       });
   return loss;
 }
@@ -132,8 +133,9 @@ MseGrads mse_backward(Context& ctx, double dloss, const Tensor& pred, const Tens
                          mask_ptr(m), R, C);
       },
       [&] {
-        mse_backward_cpu(ctx, g.dpred.data<float>(), g.dtarget.data<float>(), dloss,
-                         pc.data<float>(), tc.data<float>(), mask_ptr(m), R, C);
+        (r == Route::Cuda ? mse_backward_cuda : mse_backward_cpu)(
+            ctx, g.dpred.data<float>(), g.dtarget.data<float>(), dloss, pc.data<float>(),
+            tc.data<float>(), mask_ptr(m), R, C);
       });
   return g;
 }
@@ -158,8 +160,8 @@ Tensor cross_entropy_forward(Context& ctx, const Tensor& logits, const Tensor& t
                                   V);
       },
       [&] {
-        cross_entropy_forward_cpu(ctx, loss.data<float>(), lc.data<float>(), tg.data<int64_t>(),
-                                  ignore_index, N, V);
+        (r == Route::Cuda ? cross_entropy_forward_cuda : cross_entropy_forward_cpu)(
+            ctx, loss.data<float>(), lc.data<float>(), tg.data<int64_t>(), ignore_index, N, V);
       });
   return loss;
 }
@@ -182,8 +184,9 @@ Tensor cross_entropy_backward(Context& ctx, double dloss, const Tensor& logits,
                                    ignore_index, N, V);
       },
       [&] {
-        cross_entropy_backward_cpu(ctx, dlogits.data<float>(), dloss, lc.data<float>(),
-                                   tg.data<int64_t>(), ignore_index, N, V);
+        (r == Route::Cuda ? cross_entropy_backward_cuda : cross_entropy_backward_cpu)(
+            ctx, dlogits.data<float>(), dloss, lc.data<float>(), tg.data<int64_t>(), ignore_index,
+            N, V);
       });
   return dlogits;
 }
@@ -216,8 +219,9 @@ Tensor kl_div_forward(Context& ctx, const Tensor& student_logits, const Tensor& 
                            V);
       },
       [&] {
-        kl_div_forward_cpu(ctx, loss.data<float>(), sc.data<float>(), tc.data<float>(), mask_ptr(m),
-                           temperature, N, V);
+        (r == Route::Cuda ? kl_div_forward_cuda : kl_div_forward_cpu)(
+            ctx, loss.data<float>(), sc.data<float>(), tc.data<float>(), mask_ptr(m), temperature,
+            N, V);
       });
   return loss;
 }
@@ -238,8 +242,9 @@ Tensor kl_div_backward(Context& ctx, double dloss, const Tensor& student_logits,
                             temperature, N, V);
       },
       [&] {
-        kl_div_backward_cpu(ctx, ds.data<float>(), dloss, sc.data<float>(), tc.data<float>(),
-                            mask_ptr(m), temperature, N, V);
+        (r == Route::Cuda ? kl_div_backward_cuda : kl_div_backward_cpu)(
+            ctx, ds.data<float>(), dloss, sc.data<float>(), tc.data<float>(), mask_ptr(m),
+            temperature, N, V);
       });
   return ds;
 }

@@ -4,6 +4,8 @@
 
 #include "kernels/cast.h"
 #include "kernels/cpu/matmul_cpu.h"
+#include "kernels/cuda/binary_cuda.h"
+#include "kernels/cuda/matmul_cuda.h"
 #include "kernels/dispatch.h"
 #include "kernels/ref/matmul_ref.h"
 
@@ -149,8 +151,13 @@ void fill_epilogue_only(Tensor& out, const Tensor& bias, bool gelu) {
 
 // Sums full [batch..., R, C] (contiguous) over the batch dims along which an input of shape
 // `like` was broadcast, giving a contiguous tensor of shape `like`.
-Tensor sum_to(const Tensor& full, const Shape& like) {
+Tensor sum_to(Context& ctx, const Tensor& full, const Shape& like) {
   if (full.shape() == like) return full;
+  if (!full.device().is_cpu()) {  // f32 on the GPU: the broadcast-gradient reduction kernel
+    Tensor out = Tensor::empty(like, full.dtype(), full.device());
+    sum_to_shape_cuda(ctx, out.data<float>(), full.data<float>(), full.shape(), like, 1.f);
+    return out;
+  }
   Tensor out = Tensor::zeros(like, full.dtype());
   Shape lb = like;
   lb.insert(lb.begin(), full.shape().size() - like.size(), 1);
@@ -198,13 +205,12 @@ Tensor matmul_forward(Context& ctx, const Tensor& a_in, const Tensor& b_in,
   check_bias(op, opts.bias, in, b_in.size(-1), a_in, b_in, "b");
   const bool gelu = opts.act == Activation::Gelu;
   const Route r = route_for(ctx, op, a_in);
-  if (r == Route::Cuda) no_kernel(op, r, in);
   const bool on_ref = r == Route::Ref || in == DType::F64;
   KDNAS_CHECK(!on_ref || a_in.device().is_cpu(), op, ": f64 runs on the CPU reference only");
 
-  // Only oneDNN multiplies bf16 directly; the Ref and Omp kernels widen it to f32 first.
+  // Only oneDNN and cuBLASLt multiply bf16 directly; the Ref and Omp kernels widen it first.
   Tensor a = a_in, b = b_in;
-  const bool widen = in == DType::BF16 && r != Route::Onednn;
+  const bool widen = in == DType::BF16 && r != Route::Onednn && r != Route::Cuda;
   if (widen) {
     a = cast(ctx, a_in, DType::F32);
     b = cast(ctx, b_in, DType::F32);
@@ -215,7 +221,7 @@ Tensor matmul_forward(Context& ctx, const Tensor& a_in, const Tensor& b_in,
   Tensor out = Tensor::empty(out_shape, kernel_out, a_in.device());
   if (out.numel() == 0) return out.to(out_dtype);
   Tensor bias = opts.bias.defined() ? opts.bias.contiguous() : Tensor();
-  if (l.K == 0) {
+  if (l.K == 0 && r != Route::Cuda) {  // (the CUDA kernel writes its own epilogue-only result)
     fill_epilogue_only(out, bias, gelu);
     return out.to(out_dtype);
   }
@@ -236,6 +242,9 @@ Tensor matmul_forward(Context& ctx, const Tensor& a_in, const Tensor& b_in,
   } else if (r == Route::Onednn) {
     matmul_forward_onednn(ctx, out.raw_data(), out.dtype(), a.raw_data(), b.raw_data(), a.dtype(),
                           bias.defined() ? bias.data<float>() : nullptr, l, gelu);
+  } else if (r == Route::Cuda) {
+    matmul_forward_cuda(ctx, out.raw_data(), out.dtype(), a.raw_data(), b.raw_data(), a.dtype(),
+                        bias.defined() ? bias.data<float>() : nullptr, l, gelu);
   } else {
     no_kernel(op, r, in);
   }
@@ -312,7 +321,6 @@ MatmulGrads matmul_backward(Context& ctx, const Tensor& dout, const Tensor& a, c
               " but b is ", b.shape(), " (a's last dim must equal b's second to last)");
   check_backward(op, dout, a, b, matmul_out_shape(op, a, b));
   const Route r = route_for(ctx, op, a);
-  if (r == Route::Cuda) no_kernel(op, r, a.dtype());
   if (r == Route::Ref || a.dtype() == DType::F64) return matmul_backward_on_ref(ctx, dout, a, b);
 
   // Two GEMMs over transposed views (no copies): da = dout · bᵀ, db = aᵀ · dout. bf16 operands
@@ -322,14 +330,14 @@ MatmulGrads matmul_backward(Context& ctx, const Tensor& dout, const Tensor& a, c
     a2 = cast(ctx, a, DType::F32);
     b2 = cast(ctx, b, DType::F32);
   }
-  Tensor da = sum_to(matmul_forward(ctx, dout, b2.transpose(-1, -2)), a.shape());
+  Tensor da = sum_to(ctx, matmul_forward(ctx, dout, b2.transpose(-1, -2)), a.shape());
   Tensor db;
   if (b.dim() == 2) {
     // b shared by every batch: db = sum over all rows of a and dout, as one GEMM with the
     // batch stacked into the reduction dim: [K, rows] · [rows, N].
     db = matmul_forward(ctx, rows_of(a2).transpose(0, 1), rows_of(dout));
   } else {
-    db = sum_to(matmul_forward(ctx, a2.transpose(-1, -2), dout), b.shape());
+    db = sum_to(ctx, matmul_forward(ctx, a2.transpose(-1, -2), dout), b.shape());
   }
   return {cast(ctx, da, a.dtype()), cast(ctx, db, b.dtype())};
 }
@@ -345,7 +353,6 @@ LinearGrads linear_backward(Context& ctx, const Tensor& dout, const Tensor& x, c
   out_shape.back() = w.size(0);
   check_backward(op, dout, x, w, out_shape);
   const Route r = route_for(ctx, op, x);
-  if (r == Route::Cuda) no_kernel(op, r, x.dtype());
   const Tensor d2 = rows_of(dout), x2 = rows_of(x);
   LinearGrads g;
   if (r == Route::Ref || x.dtype() == DType::F64) {
@@ -372,8 +379,9 @@ LinearGrads linear_backward(Context& ctx, const Tensor& dout, const Tensor& x, c
       });
     } else {
       Tensor d = cast(ctx, d2, DType::F32).contiguous();
-      g.db = Tensor::empty({N});
-      bias_backward_cpu(ctx, g.db.data<float>(), d.data<float>(), M, N);
+      g.db = Tensor::empty({N}, DType::F32, d.device());
+      (d.device().is_cpu() ? bias_backward_cpu : bias_backward_cuda)(ctx, g.db.data<float>(),
+                                                                     d.data<float>(), M, N);
     }
   }
   return g;

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "kernels/cpu/optim_cpu.h"
+#include "kernels/cuda/optim_cuda.h"
 #include "kernels/dispatch.h"
 #include "kernels/ref/optim_ref.h"
 
@@ -41,7 +42,7 @@ void run(Context& ctx, const char* op, const Tensor& param, Ref&& ref, Fast&& fa
   if (r == Route::Ref || param.dtype() == DType::F64) {
     KDNAS_CHECK(param.device().is_cpu(), op, ": f64 runs on the CPU reference only");
     dispatch_float(op, param.dtype(), ref);
-  } else if (r == Route::Omp || r == Route::Onednn) {
+  } else if (r == Route::Omp || r == Route::Onednn || r == Route::Cuda) {
     fast();
   } else {
     no_kernel(op, r, param.dtype());
@@ -78,8 +79,9 @@ void adamw_update(Context& ctx, const Tensor& param, const Tensor& grad, const T
                          h.beta2, h.eps, h.weight_decay, step, n);
       },
       [&] {
-        adamw_update_cpu(ctx, param.data<float>(), m.data<float>(), v.data<float>(),
-                         g.data<float>(), h.lr, h.beta1, h.beta2, h.eps, h.weight_decay, step, n);
+        (param.device().is_cpu() ? adamw_update_cpu : adamw_update_cuda)(
+            ctx, param.data<float>(), m.data<float>(), v.data<float>(), g.data<float>(), h.lr,
+            h.beta1, h.beta2, h.eps, h.weight_decay, step, n);
       });
 }
 
@@ -113,8 +115,9 @@ void sgd_update(Context& ctx, const Tensor& param, const Tensor& grad, const Ten
                        h.weight_decay, h.nesterov, step, n);
       },
       [&] {
-        sgd_update_cpu(ctx, param.data<float>(), ptr<float>(buf), g.data<float>(), h.lr, h.momentum,
-                       h.dampening, h.weight_decay, h.nesterov, step, n);
+        (param.device().is_cpu() ? sgd_update_cpu : sgd_update_cuda)(
+            ctx, param.data<float>(), ptr<float>(buf), g.data<float>(), h.lr, h.momentum,
+            h.dampening, h.weight_decay, h.nesterov, step, n);
       });
 }
 
@@ -144,8 +147,9 @@ void rmsprop_update(Context& ctx, const Tensor& param, const Tensor& grad, const
                            h.alpha, h.eps, h.weight_decay, h.momentum, n);
       },
       [&] {
-        rmsprop_update_cpu(ctx, param.data<float>(), square_avg.data<float>(), ptr<float>(buf),
-                           g.data<float>(), h.lr, h.alpha, h.eps, h.weight_decay, h.momentum, n);
+        (param.device().is_cpu() ? rmsprop_update_cpu : rmsprop_update_cuda)(
+            ctx, param.data<float>(), square_avg.data<float>(), ptr<float>(buf), g.data<float>(),
+            h.lr, h.alpha, h.eps, h.weight_decay, h.momentum, n);
       });
 }
 

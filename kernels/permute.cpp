@@ -1,6 +1,7 @@
 #include "kernels/permute.h"
 
 #include "kernels/cpu/permute_cpu.h"
+#include "kernels/cuda/permute_cuda.h"
 #include "kernels/dispatch.h"
 #include "kernels/ref/permute_ref.h"
 
@@ -44,9 +45,9 @@ Tensor permute_impl(Context& ctx, const char* op, const Tensor& x,
       case 8: run.template operator()<uint64_t>(); break;
       default: KDNAS_ASSERT(false);
     }
-  } else if (r == Route::Omp || r == Route::Onednn) {
-    permute_copy_cpu(ctx, out.raw_data(), x.raw_data(), x.element_size(), x.shape(), x.strides(),
-                     ord);
+  } else if (r == Route::Omp || r == Route::Onednn || r == Route::Cuda) {
+    auto* kernel = r == Route::Cuda ? permute_copy_cuda : permute_copy_cpu;
+    kernel(ctx, out.raw_data(), x.raw_data(), x.element_size(), x.shape(), x.strides(), ord);
   } else {
     no_kernel(op, r, x.dtype());
   }

@@ -1,6 +1,7 @@
 #include "kernels/reduce.h"
 
 #include "kernels/cpu/reduce_cpu.h"
+#include "kernels/cuda/reduce_cuda.h"
 #include "kernels/dispatch.h"
 #include "kernels/ref/reduce_ref.h"
 
@@ -58,6 +59,8 @@ Tensor sum_or_mean(Context& ctx, const char* op, const Tensor& x, int64_t dim, b
     dispatch_float(op, x.dtype(), [&]<typename T>() {
       sum_forward_ref(out.data<T>(), xc.data<T>(), g.outer, g.D, g.inner, scale);
     });
+  } else if (r == Route::Cuda) {
+    sum_forward_cuda(ctx, out.data<float>(), xc.data<float>(), g.outer, g.D, g.inner, scale);
   } else if (r == Route::Omp || r == Route::Onednn) {
     sum_forward_cpu(ctx, out.data<float>(), xc.data<float>(), g.outer, g.D, g.inner, float(scale));
   } else {
@@ -79,6 +82,8 @@ Tensor sum_or_mean_backward(Context& ctx, const char* op, const Tensor& dout,
     dispatch_float(op, dout.dtype(), [&]<typename T>() {
       sum_backward_ref(dx.data<T>(), dc.data<T>(), g.outer, g.D, g.inner, scale);
     });
+  } else if (r == Route::Cuda) {
+    sum_backward_cuda(ctx, dx.data<float>(), dc.data<float>(), g.outer, g.D, g.inner, scale);
   } else if (r == Route::Omp || r == Route::Onednn) {
     sum_backward_cpu(ctx, dx.data<float>(), dc.data<float>(), g.outer, g.D, g.inner,
                      float(scale));
@@ -114,9 +119,10 @@ MaxOutput max(Context& ctx, const Tensor& x, int64_t dim, bool keepdim) {
       max_forward_ref(res.values.data<T>(), res.indices.data<int64_t>(), xc.data<T>(), g.outer,
                       g.D, g.inner);
     });
-  } else if (r == Route::Omp || r == Route::Onednn) {
-    max_forward_cpu(ctx, res.values.data<float>(), res.indices.data<int64_t>(),
-                    xc.data<float>(), g.outer, g.D, g.inner);
+  } else if (r == Route::Omp || r == Route::Onednn || r == Route::Cuda) {
+    auto* kernel = r == Route::Cuda ? max_forward_cuda : max_forward_cpu;
+    kernel(ctx, res.values.data<float>(), res.indices.data<int64_t>(), xc.data<float>(), g.outer,
+           g.D, g.inner);
   } else {
     no_kernel(op, r, x.dtype());
   }
@@ -145,8 +151,9 @@ Tensor max_backward(Context& ctx, const Tensor& dout, const Tensor& indices, con
   check_same_shape(op, "dout", dout, "indices", indices);
   const Tensor dc = dout.contiguous(), ic = indices.contiguous();
   // The fast kernel scatters through the indices: one out of range would write outside dx.
-  KDNAS_CHECK(ic.device().is_cpu(), op, ": indices on ", ic.device().str());
-  const int64_t* ip = ic.data<int64_t>();
+  // (CUDA indices are checked in a host copy.)
+  const Tensor ih = ic.to(Device{});
+  const int64_t* ip = ih.data<int64_t>();
   for (int64_t k = 0; k < ic.numel(); ++k)
     KDNAS_CHECK(ip[k] >= 0 && ip[k] < g.D, op, ": indices hold ", ip[k],
                 ", out of range for dim ", dim, " of x ", x_shape);
@@ -155,6 +162,9 @@ Tensor max_backward(Context& ctx, const Tensor& dout, const Tensor& indices, con
     dispatch_float(op, dout.dtype(), [&]<typename T>() {
       max_backward_ref(dx.data<T>(), dc.data<T>(), ip, g.outer, g.D, g.inner);
     });
+  } else if (r == Route::Cuda) {
+    max_backward_cuda(ctx, dx.data<float>(), dc.data<float>(), ic.data<int64_t>(), g.outer, g.D,
+                      g.inner);
   } else if (r == Route::Omp || r == Route::Onednn) {
     max_backward_cpu(ctx, dx.data<float>(), dc.data<float>(), ip, g.outer, g.D, g.inner);
   } else {

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "kernels/cpu/softmax_cpu.h"
+#include "kernels/cuda/softmax_cuda.h"
 #include "kernels/dispatch.h"
 #include "kernels/ref/softmax_ref.h"
 
@@ -89,9 +90,10 @@ Tensor softmax_forward(Context& ctx, const Tensor& x, const Tensor& mask, double
       softmax_forward_ref(out.data<T>(), xc.data<T>(), mr.m.defined() ? mr.m.data<T>() : nullptr,
                           offs, T(scale), rows, N);
     });
-  } else if (r == Route::Omp || r == Route::Onednn) {
-    softmax_forward_cpu(ctx, out.data<float>(), xc.data<float>(),
-                        mr.m.defined() ? mr.m.data<float>() : nullptr, offs, float(scale), rows, N);
+  } else if (r == Route::Omp || r == Route::Onednn || r == Route::Cuda) {
+    auto* kernel = r == Route::Cuda ? softmax_forward_cuda : softmax_forward_cpu;
+    kernel(ctx, out.data<float>(), xc.data<float>(), mr.m.defined() ? mr.m.data<float>() : nullptr,
+           offs, float(scale), rows, N);
   } else {
     no_kernel(op, r, x.dtype());
   }
@@ -111,9 +113,9 @@ Tensor softmax_backward(Context& ctx, const Tensor& dout, const Tensor& y, doubl
     dispatch_float(op, dout.dtype(), [&]<typename T>() {
       softmax_backward_ref(dx.data<T>(), dc.data<T>(), yc.data<T>(), T(scale), rows, N);
     });
-  } else if (r == Route::Omp || r == Route::Onednn) {
-    softmax_backward_cpu(ctx, dx.data<float>(), dc.data<float>(), yc.data<float>(), float(scale),
-                         rows, N);
+  } else if (r == Route::Omp || r == Route::Onednn || r == Route::Cuda) {
+    auto* kernel = r == Route::Cuda ? softmax_backward_cuda : softmax_backward_cpu;
+    kernel(ctx, dx.data<float>(), dc.data<float>(), yc.data<float>(), float(scale), rows, N);
   } else {
     no_kernel(op, r, dout.dtype());
   }
@@ -134,8 +136,9 @@ Tensor log_softmax_forward(Context& ctx, const Tensor& x) {
     dispatch_float(op, x.dtype(), [&]<typename T>() {
       log_softmax_forward_ref(out.data<T>(), xc.data<T>(), rows, N);
     });
-  } else if (r == Route::Omp || r == Route::Onednn) {
-    log_softmax_forward_cpu(ctx, out.data<float>(), xc.data<float>(), rows, N);
+  } else if (r == Route::Omp || r == Route::Onednn || r == Route::Cuda) {
+    auto* kernel = r == Route::Cuda ? log_softmax_forward_cuda : log_softmax_forward_cpu;
+    kernel(ctx, out.data<float>(), xc.data<float>(), rows, N);
   } else {
     no_kernel(op, r, x.dtype());
   }
@@ -155,8 +158,9 @@ Tensor log_softmax_backward(Context& ctx, const Tensor& dout, const Tensor& y) {
     dispatch_float(op, dout.dtype(), [&]<typename T>() {
       log_softmax_backward_ref(dx.data<T>(), dc.data<T>(), yc.data<T>(), rows, N);
     });
-  } else if (r == Route::Omp || r == Route::Onednn) {
-    log_softmax_backward_cpu(ctx, dx.data<float>(), dc.data<float>(), yc.data<float>(), rows, N);
+  } else if (r == Route::Omp || r == Route::Onednn || r == Route::Cuda) {
+    auto* kernel = r == Route::Cuda ? log_softmax_backward_cuda : log_softmax_backward_cpu;
+    kernel(ctx, dx.data<float>(), dc.data<float>(), yc.data<float>(), rows, N);
   } else {
     no_kernel(op, r, dout.dtype());
   }

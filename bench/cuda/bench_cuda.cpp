@@ -36,7 +36,9 @@
 namespace kdnas::bench {
 namespace {
 
-Device gpu() { return Device{DeviceType::CUDA, 0}; }
+Device gpu() {
+  return Device{DeviceType::CUDA, 0};
+}
 
 Tensor host_random(const Shape& s, uint64_t seed, float lo = -1.f, float hi = 1.f) {
   Rng rng(seed);
@@ -129,8 +131,12 @@ void BM_gemm(benchmark::State& state, int kind, bool epilogue) {
 
 void gemm_shapes(benchmark::internal::Benchmark* b) {
   // XLM-R Base at batch 8 x 128 tokens: QKV/output projections, FFN up and down; a square one.
-  b->Args({1024, 768, 768})->Args({1024, 768, 3072})->Args({1024, 3072, 768})
-      ->Args({4096, 4096, 4096})->UseManualTime()->Unit(benchmark::kMicrosecond);
+  b->Args({1024, 768, 768})
+      ->Args({1024, 768, 3072})
+      ->Args({1024, 3072, 768})
+      ->Args({4096, 4096, 4096})
+      ->UseManualTime()
+      ->Unit(benchmark::kMicrosecond);
 }
 
 // ---- memory-bound kernels ---------------------------------------------------------------------
@@ -156,7 +162,8 @@ void BM_layer_norm_forward(benchmark::State& state) {
                          g.data<float>(), b.data<float>(), rows, C, 1e-5f);
   Tensor xg = x.to(gpu()), gg = g.to(gpu()), bg = b.to(gpu());
   Tensor y = Tensor::empty({rows, C}, DType::F32, gpu());
-  Tensor mg = Tensor::empty({rows}, DType::F32, gpu()), rg = Tensor::empty({rows}, DType::F32, gpu());
+  Tensor mg = Tensor::empty({rows}, DType::F32, gpu()),
+         rg = Tensor::empty({rows}, DType::F32, gpu());
   auto fn = [&] {
     layer_norm_forward_cuda(ctx, y.data<float>(), mg.data<float>(), rg.data<float>(),
                             xg.data<float>(), gg.data<float>(), bg.data<float>(), rows, C, 1e-5f);
@@ -216,13 +223,15 @@ void BM_softmax_forward(benchmark::State& state) {
 void BM_attention(benchmark::State& state, bool fused) {
   const int64_t B = state.range(0), NH = 12, T = state.range(1), HS = 64, G = B * NH;
   Context ctx;
-  Tensor q = host_random({B, NH, T, HS}, 12).to(gpu()), k = host_random({B, NH, T, HS}, 13).to(gpu());
+  Tensor q = host_random({B, NH, T, HS}, 12).to(gpu()),
+         k = host_random({B, NH, T, HS}, 13).to(gpu());
   Tensor v = host_random({B, NH, T, HS}, 14).to(gpu()), mask = Tensor::zeros({B, T});
   for (int64_t b = 0; b < B; ++b) mask.data<float>()[b * T + T - 1 - b % 7] = -1e9f;
   Tensor mg = mask.to(gpu());
   const float scale = 0.125f;
   Tensor out = Tensor::empty({B, NH, T, HS}, DType::F32, gpu());
-  Tensor s = Tensor::empty({G, T, T}, DType::F32, gpu()), p = Tensor::empty({G, T, T}, DType::F32, gpu());
+  Tensor s = Tensor::empty({G, T, T}, DType::F32, gpu()),
+         p = Tensor::empty({G, T, T}, DType::F32, gpu());
   Tensor ref_out = Tensor::empty({B, NH, T, HS}, DType::F32, gpu());
   std::vector<int64_t> offs(static_cast<size_t>(G * T));
   for (int64_t r = 0; r < G * T; ++r) offs[size_t(r)] = (r / (NH * T)) * T;
@@ -257,8 +266,11 @@ void BM_attention(benchmark::State& state, bool fused) {
 }
 
 void row_shapes(benchmark::internal::Benchmark* b) {
-  b->Args({1024, 768})->Args({8192, 768})->Args({1024, 3072})->UseManualTime()->Unit(
-      benchmark::kMicrosecond);
+  b->Args({1024, 768})
+      ->Args({8192, 768})
+      ->Args({1024, 3072})
+      ->UseManualTime()
+      ->Unit(benchmark::kMicrosecond);
 }
 void attention_shapes(benchmark::internal::Benchmark* b) {
   b->Args({8, 128})->Args({32, 128})->Args({1, 512})->Args({8, 512})->UseManualTime()->Unit(
@@ -270,8 +282,8 @@ void register_all() {
   for (int kind = 0; kind < 4; ++kind)
     for (bool epi : {false, true})
       benchmark::RegisterBenchmark(
-          (std::string("BM_cuda_gemm/") + kinds[kind] + (epi ? "_bias_gelu" : "")).c_str(),
-          BM_gemm, kind, epi)
+          (std::string("BM_cuda_gemm/") + kinds[kind] + (epi ? "_bias_gelu" : "")).c_str(), BM_gemm,
+          kind, epi)
           ->Apply(gemm_shapes);
   benchmark::RegisterBenchmark("BM_cuda_gelu_forward", BM_gelu_forward)->Apply(row_shapes);
   benchmark::RegisterBenchmark("BM_cuda_layer_norm_forward", BM_layer_norm_forward)

@@ -34,14 +34,14 @@ struct Operand {
   AttentionStrides s;
 };
 
-__global__ void attention_kernel(float* __restrict__ out, AttentionStrides os, Operand q,
-                                 Operand k, Operand v, const float* __restrict__ mask, int T,
-                                 int HS, float scale) {
+__global__ void attention_kernel(float* __restrict__ out, AttentionStrides os, Operand q, Operand k,
+                                 Operand v, const float* __restrict__ mask, int T, int HS,
+                                 float scale) {
   extern __shared__ float smem[];
-  const int pitch = HS | 1;  // odd: conflict-free column reads in the score pass
-  float* chunk = smem;                                // [kChunk, pitch]
-  float* qs = chunk + kChunk * pitch;                 // [kWarps, HS]
-  float* sc = qs + kWarps * HS;                       // [kWarps, T]
+  const int pitch = HS | 1;            // odd: conflict-free column reads in the score pass
+  float* chunk = smem;                 // [kChunk, pitch]
+  float* qs = chunk + kChunk * pitch;  // [kWarps, HS]
+  float* sc = qs + kWarps * HS;        // [kWarps, T]
   const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
   const int64_t b = blockIdx.z, h = blockIdx.y;
   const int t = blockIdx.x * kWarps + warp;  // this warp's query row
@@ -52,7 +52,8 @@ __global__ void attention_kernel(float* __restrict__ out, AttentionStrides os, O
   const float* vb = v.p + b * v.s.b + h * v.s.h;
 
   if (active)
-    for (int d = lane; d < HS; d += kWarpSize) my_q[d] = scale * q.p[b * q.s.b + h * q.s.h + t * q.s.t + d];
+    for (int d = lane; d < HS; d += kWarpSize)
+      my_q[d] = scale * q.p[b * q.s.b + h * q.s.h + t * q.s.t + d];
 
   // 1. scores[j] = (scale q) · k_j + mask[b, j]
   for (int j0 = 0; j0 < T; j0 += kChunk) {
@@ -133,8 +134,8 @@ void attention_forward_cuda(Context& ctx, float* out, AttentionStrides out_s, co
                             const float* v, AttentionStrides v_s, const float* mask, int64_t B,
                             int64_t NH, int64_t T, int64_t HS, float scale) {
   KDNAS_CHECK(T <= kAttentionMaxT && HS <= kAttentionMaxHS, "attention: T = ", T, ", HS = ", HS,
-              " is beyond the fused CUDA kernel (T <= ", kAttentionMaxT, ", HS <= ",
-              kAttentionMaxHS, "); use matmul + softmax + matmul");
+              " is beyond the fused CUDA kernel (T <= ", kAttentionMaxT,
+              ", HS <= ", kAttentionMaxHS, "); use matmul + softmax + matmul");
   KDNAS_CHECK(B <= 65535 && NH <= 65535, "attention: B = ", B, ", NH = ", NH,
               " exceeds the CUDA grid (65535 each)");
   if (B == 0 || NH == 0 || T == 0 || HS == 0) return;

@@ -23,10 +23,14 @@ constexpr int kThreads = 256;
 // depend on them).
 const char* name_of(BinaryOp op) {
   switch (op) {
-    case BinaryOp::Add: return "add";
-    case BinaryOp::Sub: return "sub";
-    case BinaryOp::Mul: return "mul";
-    case BinaryOp::Div: return "div";
+    case BinaryOp::Add:
+      return "add";
+    case BinaryOp::Sub:
+      return "sub";
+    case BinaryOp::Mul:
+      return "mul";
+    case BinaryOp::Div:
+      return "div";
   }
   return "binary";
 }
@@ -42,7 +46,8 @@ __device__ __forceinline__ float apply(float x, float y) {
 template <BinaryOp kOp>
 __global__ void binary_forward_kernel(float* __restrict__ out, const float* __restrict__ a,
                                       const float* __restrict__ b, Dims d, int64_t n) {
-  KDNAS_GRID_STRIDE_LOOP(i, n) out[i] = apply<kOp>(a[dims_offset(d, 0, i)], b[dims_offset(d, 1, i)]);
+  KDNAS_GRID_STRIDE_LOOP(i, n)
+  out[i] = apply<kOp>(a[dims_offset(d, 0, i)], b[dims_offset(d, 1, i)]);
 }
 
 // kept: the output's dims with x's strides (stride[0]); red: the summed dims with x's strides.
@@ -65,7 +70,8 @@ __global__ void sum_to_shape_block_kernel(float* __restrict__ out, const float* 
   for (int64_t j = blockIdx.x; j < outputs; j += gridDim.x) {
     const float* base = x + dims_offset(kept, 0, j);
     double acc = 0;
-    for (int64_t r = threadIdx.x; r < R; r += blockDim.x) acc += double(base[dims_offset(red, 0, r)]);
+    for (int64_t r = threadIdx.x; r < R; r += blockDim.x)
+      acc += double(base[dims_offset(red, 0, r)]);
     acc = block_sum(acc, part);
     if (threadIdx.x == 0) out[j] = float(acc * double(scale));
   }
@@ -77,15 +83,23 @@ void binary_forward_cuda(Context& ctx, float* out, const float* a, const float* 
                          const Shape& shape, const Shape& a_strides, const Shape& b_strides) {
   const int64_t n = shape_numel(shape);
   if (n == 0) return;
-  const Dims d = make_dims(name_of(op), shape.data(), int(shape.size()), a_strides.data(),
-                           b_strides.data());
+  const Dims d =
+      make_dims(name_of(op), shape.data(), int(shape.size()), a_strides.data(), b_strides.data());
   const cudaStream_t s = stream_of(ctx);
   const unsigned grid = grid_for(n, kThreads);
   switch (op) {
-    case BinaryOp::Add: binary_forward_kernel<BinaryOp::Add><<<grid, kThreads, 0, s>>>(out, a, b, d, n); break;
-    case BinaryOp::Sub: binary_forward_kernel<BinaryOp::Sub><<<grid, kThreads, 0, s>>>(out, a, b, d, n); break;
-    case BinaryOp::Mul: binary_forward_kernel<BinaryOp::Mul><<<grid, kThreads, 0, s>>>(out, a, b, d, n); break;
-    case BinaryOp::Div: binary_forward_kernel<BinaryOp::Div><<<grid, kThreads, 0, s>>>(out, a, b, d, n); break;
+    case BinaryOp::Add:
+      binary_forward_kernel<BinaryOp::Add><<<grid, kThreads, 0, s>>>(out, a, b, d, n);
+      break;
+    case BinaryOp::Sub:
+      binary_forward_kernel<BinaryOp::Sub><<<grid, kThreads, 0, s>>>(out, a, b, d, n);
+      break;
+    case BinaryOp::Mul:
+      binary_forward_kernel<BinaryOp::Mul><<<grid, kThreads, 0, s>>>(out, a, b, d, n);
+      break;
+    case BinaryOp::Div:
+      binary_forward_kernel<BinaryOp::Div><<<grid, kThreads, 0, s>>>(out, a, b, d, n);
+      break;
   }
   KDNAS_CUDA_CHECK_LAUNCH();
 }
@@ -126,8 +140,8 @@ void sum_to_shape_cuda(Context& ctx, float* out, const float* x, const Shape& x_
     sum_to_shape_block_kernel<<<unsigned(outputs), kThreads, 0, st.stream>>>(out, x, kept, red,
                                                                              outputs, R, scale);
   } else {
-    sum_to_shape_kernel<<<grid_for(outputs, kThreads), kThreads, 0, st.stream>>>(
-        out, x, kept, red, outputs, R, scale);
+    sum_to_shape_kernel<<<grid_for(outputs, kThreads), kThreads, 0, st.stream>>>(out, x, kept, red,
+                                                                                 outputs, R, scale);
   }
   KDNAS_CUDA_CHECK_LAUNCH();
 }

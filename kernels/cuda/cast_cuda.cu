@@ -75,12 +75,18 @@ template <typename To, typename From>
 __global__ void cast_kernel(To* __restrict__ out, const From* __restrict__ in, int64_t n) {
   KDNAS_GRID_STRIDE_LOOP(i, n) {
     float x;
-    if constexpr (sizeof(From) == 4) x = in[i];
-    else if constexpr (From::kBf16) x = bf16_bits_to_f32(in[i].bits);
-    else x = f16_bits_to_f32(in[i].bits);
-    if constexpr (sizeof(To) == 4) out[i] = x;
-    else if constexpr (To::kBf16) out[i].bits = f32_to_bf16_bits(x);
-    else out[i].bits = f32_to_f16_bits(x);
+    if constexpr (sizeof(From) == 4)
+      x = in[i];
+    else if constexpr (From::kBf16)
+      x = bf16_bits_to_f32(in[i].bits);
+    else
+      x = f16_bits_to_f32(in[i].bits);
+    if constexpr (sizeof(To) == 4)
+      out[i] = x;
+    else if constexpr (To::kBf16)
+      out[i].bits = f32_to_bf16_bits(x);
+    else
+      out[i].bits = f32_to_f16_bits(x);
   }
 }
 
@@ -105,20 +111,30 @@ void launch(Context& ctx, void* out, const void* in, int64_t n) {
 template <typename To>
 void launch_from(Context& ctx, void* out, const void* in, DType from, int64_t n) {
   switch (from) {
-    case DType::F32: return launch<To, float>(ctx, out, in, n);
-    case DType::BF16: return launch<To, Bf16>(ctx, out, in, n);
-    case DType::F16: return launch<To, F16>(ctx, out, in, n);
-    default: break;
+    case DType::F32:
+      return launch<To, float>(ctx, out, in, n);
+    case DType::BF16:
+      return launch<To, Bf16>(ctx, out, in, n);
+    case DType::F16:
+      return launch<To, F16>(ctx, out, in, n);
+    default:
+      break;
   }
-  detail::fail(detail::concat("cast: no CUDA kernel from ", dtype_name(from),
-                              " (f32, bf16 and f16 only)"));
+  detail::fail(
+      detail::concat("cast: no CUDA kernel from ", dtype_name(from), " (f32, bf16 and f16 only)"));
 }
 
 }  // namespace
 
-uint16_t cuda_f32_to_bf16_bits(float f) { return f32_to_bf16_bits(f); }
-uint16_t cuda_f32_to_f16_bits(float f) { return f32_to_f16_bits(f); }
-float cuda_f16_bits_to_f32(uint16_t h) { return f16_bits_to_f32(h); }
+uint16_t cuda_f32_to_bf16_bits(float f) {
+  return f32_to_bf16_bits(f);
+}
+uint16_t cuda_f32_to_f16_bits(float f) {
+  return f32_to_f16_bits(f);
+}
+float cuda_f16_bits_to_f32(uint16_t h) {
+  return f16_bits_to_f32(h);
+}
 
 void cast_f32_to_bf16_cuda(Context& ctx, bf16* out, const float* in, int64_t n) {
   launch<Bf16, float>(ctx, out, in, n);
@@ -141,13 +157,17 @@ void cast_cuda(Context& ctx, void* out, DType to, const void* in, DType from, in
     return;
   }
   switch (to) {
-    case DType::F32: return launch_from<float>(ctx, out, in, from, n);
-    case DType::BF16: return launch_from<Bf16>(ctx, out, in, from, n);
-    case DType::F16: return launch_from<F16>(ctx, out, in, from, n);
-    default: break;
+    case DType::F32:
+      return launch_from<float>(ctx, out, in, from, n);
+    case DType::BF16:
+      return launch_from<Bf16>(ctx, out, in, from, n);
+    case DType::F16:
+      return launch_from<F16>(ctx, out, in, from, n);
+    default:
+      break;
   }
-  detail::fail(detail::concat("cast: no CUDA kernel to ", dtype_name(to),
-                              " (f32, bf16 and f16 only)"));
+  detail::fail(
+      detail::concat("cast: no CUDA kernel to ", dtype_name(to), " (f32, bf16 and f16 only)"));
 }
 
 }  // namespace kdnas

@@ -32,9 +32,8 @@ void split_cuda(Context& ctx, const std::vector<void*>& outs, const void* x,
   for (size_t k = 0; k < outs.size(); ++k) {
     const size_t w = size_t(seg_bytes[k]);
     if (w > 0 && outer > 0)
-      KDNAS_CUDA_CHECK(cudaMemcpy2DAsync(outs[k], w, static_cast<const char*>(x) + off,
-                                         size_t(row), w, size_t(outer), cudaMemcpyDeviceToDevice,
-                                         s));
+      KDNAS_CUDA_CHECK(cudaMemcpy2DAsync(outs[k], w, static_cast<const char*>(x) + off, size_t(row),
+                                         w, size_t(outer), cudaMemcpyDeviceToDevice, s));
     off += seg_bytes[k];
   }
 }

@@ -15,7 +15,8 @@ namespace kdnas {
 
 size_t cuda_size_class(size_t nbytes) {
   constexpr size_t kSmallStep = 512, kLarge = size_t(1) << 20;
-  if (nbytes <= kLarge) return nbytes == 0 ? kSmallStep : (nbytes + kSmallStep - 1) / kSmallStep * kSmallStep;
+  if (nbytes <= kLarge)
+    return nbytes == 0 ? kSmallStep : (nbytes + kSmallStep - 1) / kSmallStep * kSmallStep;
   if (nbytes > (size_t(1) << 62)) return nbytes;  // no GPU has this; let cudaMalloc refuse it
   // Four steps per power of two: step = 2^k / 4 for 2^k <= nbytes < 2^(k+1).
   size_t pow2 = kLarge;
@@ -48,8 +49,8 @@ class CachingAllocator {
  public:
   void* allocate(size_t nbytes, int index, cudaStream_t stream) {
     std::string why;
-    KDNAS_CHECK(cuda_device_usable(&why), "cuda: cannot allocate ", nbytes, " bytes on cuda:",
-                index, ": no usable CUDA device (", why, ")");
+    KDNAS_CHECK(cuda_device_usable(&why), "cuda: cannot allocate ", nbytes,
+                " bytes on cuda:", index, ": no usable CUDA device (", why, ")");
     const size_t size = cuda_size_class(nbytes);
     std::lock_guard<std::mutex> lock(mu_);
     Device& d = device(index);
@@ -101,7 +102,7 @@ class CachingAllocator {
   CudaAllocatorStats stats(int index) {
     std::lock_guard<std::mutex> lock(mu_);
     return index >= 0 && size_t(index) < devices_.size() ? devices_[size_t(index)].stats
-                                                          : CudaAllocatorStats{};
+                                                         : CudaAllocatorStats{};
   }
   void reset_peak(int index) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -164,9 +165,9 @@ class CachingAllocator {
     }
     if (e != cudaSuccess) {
       cudaGetLastError();
-      detail::fail(detail::concat("cuda: out of memory allocating ", requested, " bytes on cuda:",
-                                  index, " (", cudaGetErrorString(e), "; ", d.stats.in_use_bytes,
-                                  " bytes in use by tensors)"));
+      detail::fail(detail::concat("cuda: out of memory allocating ", requested,
+                                  " bytes on cuda:", index, " (", cudaGetErrorString(e), "; ",
+                                  d.stats.in_use_bytes, " bytes in use by tensors)"));
     }
     ++d.stats.device_mallocs;
     d.stats.reserved_bytes += size;
@@ -211,8 +212,7 @@ class CudaDeviceHooks final : public DeviceHooks {
     if (nbytes == 0) return;
     const cudaStream_t s = cuda_current_stream();
     if (!dst_dev.is_cpu() && !src_dev.is_cpu() && dst_dev.index != src_dev.index) {
-      KDNAS_CUDA_CHECK(
-          cudaMemcpyPeerAsync(dst, dst_dev.index, src, src_dev.index, nbytes, s));
+      KDNAS_CUDA_CHECK(cudaMemcpyPeerAsync(dst, dst_dev.index, src, src_dev.index, nbytes, s));
     } else {
       DeviceGuard guard(dst_dev.is_cpu() ? src_dev.index : dst_dev.index);
       KDNAS_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDefault, s));
@@ -233,13 +233,25 @@ void cuda_init() {
   });
 }
 
-CudaAllocatorStats cuda_allocator_stats(int index) { return allocator().stats(index); }
-void cuda_allocator_reset_peak(int index) { allocator().reset_peak(index); }
-void cuda_empty_cache() { allocator().empty_cache(); }
+CudaAllocatorStats cuda_allocator_stats(int index) {
+  return allocator().stats(index);
+}
+void cuda_allocator_reset_peak(int index) {
+  allocator().reset_peak(index);
+}
+void cuda_empty_cache() {
+  allocator().empty_cache();
+}
 
-void cuda_allocator_add_stream(cudaStream_t s) { allocator().add_stream(s); }
-void cuda_allocator_retire_stream(cudaStream_t s) { allocator().retire_stream(s); }
-bool cuda_allocator_stream_live(cudaStream_t s) { return allocator().stream_live(s); }
+void cuda_allocator_add_stream(cudaStream_t s) {
+  allocator().add_stream(s);
+}
+void cuda_allocator_retire_stream(cudaStream_t s) {
+  allocator().retire_stream(s);
+}
+bool cuda_allocator_stream_live(cudaStream_t s) {
+  return allocator().stream_live(s);
+}
 
 CudaBuffer::CudaBuffer(size_t nbytes, int index)
     : data_(allocator().allocate(nbytes, index, cuda_current_stream())),

@@ -22,21 +22,21 @@
 // Throws a kdnas::Error naming the call, where it was made and CUDA's name and text for the
 // error: "CUDA error: cudaMalloc(&p, n) failed at kernels/cuda/cuda_allocator.cu:91:
 // cudaErrorMemoryAllocation: out of memory".
-#define KDNAS_CUDA_CHECK(call)                                                        \
-  do {                                                                                \
-    const cudaError_t kdnas_err_ = (call);                                            \
-    if (kdnas_err_ != cudaSuccess)                                                    \
-      ::kdnas::cuda_fail(#call, __FILE__, __LINE__, cudaGetErrorName(kdnas_err_),     \
-                         cudaGetErrorString(kdnas_err_));                             \
+#define KDNAS_CUDA_CHECK(call)                                                    \
+  do {                                                                            \
+    const cudaError_t kdnas_err_ = (call);                                        \
+    if (kdnas_err_ != cudaSuccess)                                                \
+      ::kdnas::cuda_fail(#call, __FILE__, __LINE__, cudaGetErrorName(kdnas_err_), \
+                         cudaGetErrorString(kdnas_err_));                         \
   } while (0)
 
 // The same for cuBLAS and cuBLASLt calls (both return cublasStatus_t).
-#define KDNAS_CUBLAS_CHECK(call)                                                      \
-  do {                                                                                \
-    const cublasStatus_t kdnas_st_ = (call);                                          \
-    if (kdnas_st_ != CUBLAS_STATUS_SUCCESS)                                           \
-      ::kdnas::cuda_fail(#call, __FILE__, __LINE__, cublasGetStatusName(kdnas_st_),   \
-                         cublasGetStatusString(kdnas_st_));                           \
+#define KDNAS_CUBLAS_CHECK(call)                                                    \
+  do {                                                                              \
+    const cublasStatus_t kdnas_st_ = (call);                                        \
+    if (kdnas_st_ != CUBLAS_STATUS_SUCCESS)                                         \
+      ::kdnas::cuda_fail(#call, __FILE__, __LINE__, cublasGetStatusName(kdnas_st_), \
+                         cublasGetStatusString(kdnas_st_));                         \
   } while (0)
 
 // After a <<<...>>> launch: a bad launch configuration is reported here, at the launch site.
@@ -84,7 +84,9 @@ struct CudaState : BackendState {
 // The Context's CUDA state, created if needed, and made the current stream of this thread (the
 // stream new device allocations are tagged with; see cuda_allocator.h).
 CudaState& cuda_state(Context& ctx);
-inline cudaStream_t stream_of(Context& ctx) { return cuda_state(ctx).stream; }
+inline cudaStream_t stream_of(Context& ctx) {
+  return cuda_state(ctx).stream;
+}
 
 // The stream current on this thread (nullptr = the legacy default stream) and the switch to
 // another one, which first synchronises the old one (why: cuda_allocator.h, "Streams").
@@ -102,7 +104,9 @@ bool cuda_allocator_stream_live(cudaStream_t s);
 constexpr int kWarpSize = 32;
 constexpr unsigned kFullMask = 0xffffffffu;
 
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+inline int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
 
 // Blocks for a grid-stride loop over n items with `threads` per block: enough to fill the GPU
 // several times over, never more than the items need (and within gridDim.x's limit).
@@ -114,8 +118,8 @@ inline unsigned grid_for(int64_t n, int threads) {
 
 // Grid-stride loop over [0, n): each thread takes every (gridDim.x * blockDim.x)-th index, so
 // any grid size covers any n, and neighbouring threads touch neighbouring elements (coalesced).
-#define KDNAS_GRID_STRIDE_LOOP(i, n)                                             \
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n);      \
+#define KDNAS_GRID_STRIDE_LOOP(i, n)                                        \
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
        i += int64_t(gridDim.x) * blockDim.x)
 
 // ---- strided index arithmetic -------------------------------------------------------------

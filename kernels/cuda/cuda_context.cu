@@ -21,7 +21,9 @@ namespace {
 // A kernel that proves the device runs our code: the driver is new enough for this runtime and
 // the binary holds machine code or PTX for the device's architecture. cudaGetDeviceCount alone
 // says neither.
-__global__ void probe_kernel(int* flag) { *flag = 42; }
+__global__ void probe_kernel(int* flag) {
+  *flag = 42;
+}
 
 std::pair<bool, std::string> detect_device() {
   auto failed = [](const char* what, cudaError_t e) {
@@ -74,7 +76,8 @@ Dims make_dims(const char* what, const int64_t* shape, int nd, const int64_t* s0
     if (shape[k] == 1) continue;
     const int64_t a = s0[k], b = s1 ? s1[k] : 0;
     // Merge into the previous kept dim when stepping it is the same as wrapping this one.
-    if (d.nd > 0 && d.stride[0][d.nd - 1] == a * shape[k] && d.stride[1][d.nd - 1] == b * shape[k]) {
+    if (d.nd > 0 && d.stride[0][d.nd - 1] == a * shape[k] &&
+        d.stride[1][d.nd - 1] == b * shape[k]) {
       d.size[d.nd - 1] *= shape[k];
       d.stride[0][d.nd - 1] = a;
       d.stride[1][d.nd - 1] = b;
@@ -90,7 +93,9 @@ Dims make_dims(const char* what, const int64_t* shape, int nd, const int64_t* s0
   return d;
 }
 
-cudaStream_t cuda_current_stream() { return t_current_stream; }
+cudaStream_t cuda_current_stream() {
+  return t_current_stream;
+}
 
 void cuda_make_current(cudaStream_t s) {
   if (s == t_current_stream) return;
@@ -133,7 +138,9 @@ CudaState::CudaState() {
   }
 }
 
-CudaState::~CudaState() { release(); }
+CudaState::~CudaState() {
+  release();
+}
 
 void CudaState::release() noexcept {
   // Nothing here may throw. Wait for the stream first: its queued kernels may still use the
@@ -166,9 +173,13 @@ CudaState& cuda_state(Context& ctx) {
   return *st;
 }
 
-void* cuda_stream(Context& ctx) { return cuda_state(ctx).stream; }
+void* cuda_stream(Context& ctx) {
+  return cuda_state(ctx).stream;
+}
 
-void cuda_synchronize(Context& ctx) { KDNAS_CUDA_CHECK(cudaStreamSynchronize(stream_of(ctx))); }
+void cuda_synchronize(Context& ctx) {
+  KDNAS_CUDA_CHECK(cudaStreamSynchronize(stream_of(ctx)));
+}
 
 void cuda_set_allow_tf32(Context& ctx, bool allow) {
   CudaState& st = cuda_state(ctx);
@@ -178,6 +189,8 @@ void cuda_set_allow_tf32(Context& ctx, bool allow) {
       cublasSetMathMode(st.cublas, allow ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
 }
 
-bool cuda_allow_tf32(Context& ctx) { return cuda_state(ctx).allow_tf32; }
+bool cuda_allow_tf32(Context& ctx) {
+  return cuda_state(ctx).allow_tf32;
+}
 
 }  // namespace kdnas

@@ -13,7 +13,8 @@ constexpr int kThreads = 256;
 // tensor/rng.h's rng_hash, line for line (that one is host-only inline code). Two rounds of the
 // splitmix64 finaliser over seed and counter.
 __host__ __device__ inline uint64_t hash(uint64_t seed, uint64_t counter) {
-  uint64_t z = seed * 0x9e3779b97f4a7c15ull + counter * 0xbf58476d1ce4e5b9ull + 0x94d049bb133111ebull;
+  uint64_t z =
+      seed * 0x9e3779b97f4a7c15ull + counter * 0xbf58476d1ce4e5b9ull + 0x94d049bb133111ebull;
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   z = z ^ (z >> 31);
@@ -43,7 +44,9 @@ __global__ void dropout_backward_kernel(float* __restrict__ dinp, const float* _
 
 }  // namespace
 
-uint64_t cuda_rng_hash(uint64_t seed, uint64_t counter) { return hash(seed, counter); }
+uint64_t cuda_rng_hash(uint64_t seed, uint64_t counter) {
+  return hash(seed, counter);
+}
 
 void dropout_forward_cuda(Context& ctx, float* out, uint8_t* mask, const float* inp, double p,
                           uint64_t seed, uint64_t counter, int64_t n) {

@@ -18,8 +18,7 @@ __global__ void map1_kernel(float* out, const float* inp, int64_t n, F f) {
 
 // dinp[i] = f(dout[i], saved[i]): the backward of an activation from its saved input or output.
 template <typename F>
-__global__ void map2_kernel(float* dinp, const float* dout, const float* saved, int64_t n,
-                            F f) {
+__global__ void map2_kernel(float* dinp, const float* dout, const float* saved, int64_t n, F f) {
   KDNAS_GRID_STRIDE_LOOP(i, n) dinp[i] = f(dout[i], saved[i]);
 }
 
@@ -71,22 +70,19 @@ void map2(Context& ctx, float* dinp, const float* dout, const float* saved, int6
 void gelu_forward_cuda(Context& ctx, float* out, const float* inp, int64_t n) {
   map1(ctx, out, inp, n, GeluFwd{});
 }
-void gelu_backward_cuda(Context& ctx, float* dinp, const float* dout, const float* inp,
-                        int64_t n) {
+void gelu_backward_cuda(Context& ctx, float* dinp, const float* dout, const float* inp, int64_t n) {
   map2(ctx, dinp, dout, inp, n, GeluBwd{});
 }
 void tanh_forward_cuda(Context& ctx, float* out, const float* inp, int64_t n) {
   map1(ctx, out, inp, n, TanhFwd{});
 }
-void tanh_backward_cuda(Context& ctx, float* dinp, const float* dout, const float* out,
-                        int64_t n) {
+void tanh_backward_cuda(Context& ctx, float* dinp, const float* dout, const float* out, int64_t n) {
   map2(ctx, dinp, dout, out, n, TanhBwd{});
 }
 void relu_forward_cuda(Context& ctx, float* out, const float* inp, int64_t n) {
   map1(ctx, out, inp, n, ReluFwd{});
 }
-void relu_backward_cuda(Context& ctx, float* dinp, const float* dout, const float* inp,
-                        int64_t n) {
+void relu_backward_cuda(Context& ctx, float* dinp, const float* dout, const float* inp, int64_t n) {
   map2(ctx, dinp, dout, inp, n, ReluBwd{});
 }
 void scale_forward_cuda(Context& ctx, float* out, const float* inp, float alpha, int64_t n) {

@@ -81,13 +81,10 @@ __global__ void layer_norm_dinp_kernel(float* __restrict__ dinp, const float* __
 // chunk k covers rows [k * rows_per_chunk, (k + 1) * rows_per_chunk).
 //   part_g[k, c] = sum over the chunk's rows of dout * xhat,  part_b[k, c] = sum of dout
 constexpr int kColTile = 32, kColRows = 8;
-__global__ void layer_norm_param_partial_kernel(double* __restrict__ part_g,
-                                                double* __restrict__ part_b,
-                                                const float* __restrict__ dout,
-                                                const float* __restrict__ inp,
-                                                const float* __restrict__ mean,
-                                                const float* __restrict__ rstd, int64_t rows,
-                                                int64_t C, int64_t rows_per_chunk) {
+__global__ void layer_norm_param_partial_kernel(
+    double* __restrict__ part_g, double* __restrict__ part_b, const float* __restrict__ dout,
+    const float* __restrict__ inp, const float* __restrict__ mean, const float* __restrict__ rstd,
+    int64_t rows, int64_t C, int64_t rows_per_chunk) {
   __shared__ double sg[kColRows][kColTile], sb[kColRows][kColTile];
   const int64_t c = int64_t(blockIdx.x) * kColTile + threadIdx.x;
   const int64_t k = blockIdx.y;
@@ -136,8 +133,8 @@ void layer_norm_forward_cuda(Context& ctx, float* out, float* mean, float* rstd,
                              float eps) {
   if (rows == 0 || C == 0) return;
   const unsigned blocks = unsigned(ceil_div(rows, kRowsPerBlock));
-  layer_norm_forward_kernel<<<blocks, kRowThreads, 0, stream_of(ctx)>>>(out, mean, rstd, inp,
-                                                                        gamma, beta, rows, C, eps);
+  layer_norm_forward_kernel<<<blocks, kRowThreads, 0, stream_of(ctx)>>>(out, mean, rstd, inp, gamma,
+                                                                        beta, rows, C, eps);
   KDNAS_CUDA_CHECK_LAUNCH();
 }
 

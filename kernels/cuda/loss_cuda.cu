@@ -45,7 +45,8 @@ void finish(cudaStream_t s, float* loss, const double* part, int64_t n, double m
 template <typename T>
 CudaBuffer upload(cudaStream_t s, const T* host, int64_t n) {
   CudaBuffer b(size_t(n) * sizeof(T));
-  KDNAS_CUDA_CHECK(cudaMemcpyAsync(b.data(), host, size_t(n) * sizeof(T), cudaMemcpyHostToDevice, s));
+  KDNAS_CUDA_CHECK(
+      cudaMemcpyAsync(b.data(), host, size_t(n) * sizeof(T), cudaMemcpyHostToDevice, s));
   return b;
 }
 
@@ -99,7 +100,8 @@ __device__ Lse row_lse(const float* __restrict__ x, int64_t V, double scale, flo
   for (int64_t v = threadIdx.x; v < V; v += blockDim.x) m = fmaxf(m, x[v]);
   const double mx = double(block_max(m, shf)) * scale;
   double s = 0;
-  for (int64_t v = threadIdx.x; v < V; v += blockDim.x) s += double(expf(float(double(x[v]) * scale - mx)));
+  for (int64_t v = threadIdx.x; v < V; v += blockDim.x)
+    s += double(expf(float(double(x[v]) * scale - mx)));
   s = block_sum(s, shd);
   return {mx, mx + log(s)};
 }
@@ -107,8 +109,8 @@ __device__ Lse row_lse(const float* __restrict__ x, int64_t V, double scale, flo
 // row_loss[n] = lse(logits[n]) - logits[n, t], 0 for an ignored row. One block per row.
 __global__ void cross_entropy_rows_kernel(double* __restrict__ row_loss,
                                           const float* __restrict__ logits,
-                                          const int64_t* __restrict__ targets,
-                                          int64_t ignore_index, int64_t N, int64_t V) {
+                                          const int64_t* __restrict__ targets, int64_t ignore_index,
+                                          int64_t N, int64_t V) {
   __shared__ float shf[kWarpSize];
   __shared__ double shd[kWarpSize];
   for (int64_t n = blockIdx.x; n < N; n += gridDim.x) {
@@ -199,7 +201,9 @@ __global__ void kl_div_backward_kernel(float* __restrict__ dstudent,
   }
 }
 
-unsigned row_grid(int64_t N) { return unsigned(std::min<int64_t>(N, 65535)); }
+unsigned row_grid(int64_t N) {
+  return unsigned(std::min<int64_t>(N, 65535));
+}
 
 }  // namespace
 
@@ -208,7 +212,8 @@ void mse_forward_cuda(Context& ctx, float* loss, const float* pred, const float*
   const cudaStream_t s = stream_of(ctx);
   CudaBuffer mask;
   if (row_mask_host && R > 0) mask = upload(s, row_mask_host, R);
-  const int64_t parts = std::min<int64_t>(kMaxPartials, std::max<int64_t>(1, ceil_div(R * C, kThreads)));
+  const int64_t parts =
+      std::min<int64_t>(kMaxPartials, std::max<int64_t>(1, ceil_div(R * C, kThreads)));
   CudaBuffer part(size_t(parts) * sizeof(double));
   mse_partial_kernel<<<unsigned(parts), kThreads, 0, s>>>(part.as<double>(), pred, target,
                                                           mask.as<uint8_t>(), R, C);
@@ -224,8 +229,8 @@ void mse_backward_cuda(Context& ctx, float* dpred, float* dtarget, double dloss,
   CudaBuffer mask;
   if (row_mask_host) mask = upload(s, row_mask_host, R);
   const float k = float(2.0 * dloss / (double(selected(row_mask_host, R)) * double(C)));
-  mse_backward_kernel<<<grid_for(R * C, kThreads), kThreads, 0, s>>>(
-      dpred, dtarget, pred, target, mask.as<uint8_t>(), k, R, C);
+  mse_backward_kernel<<<grid_for(R * C, kThreads), kThreads, 0, s>>>(dpred, dtarget, pred, target,
+                                                                     mask.as<uint8_t>(), k, R, C);
   KDNAS_CUDA_CHECK_LAUNCH();
 }
 

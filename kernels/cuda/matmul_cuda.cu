@@ -42,14 +42,14 @@ __global__ void gelu_inplace_kernel(float* out, int64_t n) {
 }
 
 // out[i] = bf16(act(in[i])), rounded once.
-__global__ void to_bf16_kernel(uint16_t* __restrict__ out, const float* __restrict__ in,
-                               int64_t n, bool gelu) {
+__global__ void to_bf16_kernel(uint16_t* __restrict__ out, const float* __restrict__ in, int64_t n,
+                               bool gelu) {
   KDNAS_GRID_STRIDE_LOOP(i, n) out[i] = f32_to_bf16_bits(gelu ? gelu_erf(in[i]) : in[i]);
 }
 
 // out[r, j] += bias[j] over rows of N: the fallback path's epilogue.
-__global__ void add_bias_kernel(float* __restrict__ out, const float* __restrict__ bias,
-                                int64_t n, int64_t N) {
+__global__ void add_bias_kernel(float* __restrict__ out, const float* __restrict__ bias, int64_t n,
+                                int64_t N) {
   KDNAS_GRID_STRIDE_LOOP(i, n) out[i] += bias[i % N];
 }
 
@@ -79,8 +79,12 @@ struct Gemm {
   float beta = 0.f;
 };
 
-cudaDataType_t lt_type(DType t) { return t == DType::BF16 ? CUDA_R_16BF : CUDA_R_32F; }
-size_t elem(DType t) { return t == DType::BF16 ? 2 : 4; }
+cudaDataType_t lt_type(DType t) {
+  return t == DType::BF16 ? CUDA_R_16BF : CUDA_R_32F;
+}
+size_t elem(DType t) {
+  return t == DType::BF16 ? 2 : 4;
+}
 
 // The largest power of two (<= 256) dividing v.
 uint32_t pow2_divisor(uint64_t v) {
@@ -123,12 +127,11 @@ cublasLtMatrixLayout_t make_layout(DType t, int64_t rows, int64_t cols, int64_t 
 
 // The plan for g with operands of the given alignments, or null when cuBLASLt offers no
 // algorithm (then the caller falls back to cuBLAS).
-std::unique_ptr<LtPlan> make_plan(CudaState& st, const Gemm& g, const float* bias,
-                                  uint32_t align_a, uint32_t align_b, uint32_t align_d) {
+std::unique_ptr<LtPlan> make_plan(CudaState& st, const Gemm& g, const float* bias, uint32_t align_a,
+                                  uint32_t align_b, uint32_t align_d) {
   auto p = std::make_unique<LtPlan>();
-  const cublasComputeType_t compute = g.in == DType::F32 && st.allow_tf32
-                                          ? CUBLAS_COMPUTE_32F_FAST_TF32
-                                          : CUBLAS_COMPUTE_32F;
+  const cublasComputeType_t compute =
+      g.in == DType::F32 && st.allow_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
   KDNAS_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p->desc, compute, CUDA_R_32F));
   // cuBLASLt's A = bᵀ [N, K]: b with unit column stride is exactly that (ld = b_rs); with unit
   // row stride, b is a column-major [K, N] matrix (ld = b_cs), transposed by op = T.
@@ -163,8 +166,8 @@ std::unique_ptr<LtPlan> make_plan(CudaState& st, const Gemm& g, const float* bia
     set_pref(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align_d);
     set_pref(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align_d);
     const cublasStatus_t s =
-        cublasLtMatmulAlgoGetHeuristic(st.cublaslt, p->desc, p->layout_a, p->layout_b,
-                                       p->layout_d, p->layout_d, pref, 1, &result, &found);
+        cublasLtMatmulAlgoGetHeuristic(st.cublaslt, p->desc, p->layout_a, p->layout_b, p->layout_d,
+                                       p->layout_d, pref, 1, &result, &found);
     if (s != CUBLAS_STATUS_SUCCESS) found = 0;  // "not supported": use the fallback
   } catch (...) {
     cublasLtMatmulPreferenceDestroy(pref);
@@ -181,14 +184,14 @@ void cublas_gemm(CudaState& st, const Gemm& g, void* out, const void* a, const v
                  const float* bias) {
   const float alpha = 1.f;
   const bool a_n = g.b_cs == 1, b_n = g.a_cs == 1;
-  const cublasComputeType_t compute = g.in == DType::F32 && st.allow_tf32
-                                          ? CUBLAS_COMPUTE_32F_FAST_TF32
-                                          : CUBLAS_COMPUTE_32F;
+  const cublasComputeType_t compute =
+      g.in == DType::F32 && st.allow_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
   KDNAS_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
       st.cublas, a_n ? CUBLAS_OP_N : CUBLAS_OP_T, b_n ? CUBLAS_OP_N : CUBLAS_OP_T, int(g.N),
-      int(g.M), int(g.K), &alpha, b, lt_type(g.in), int(std::max<int64_t>(1, a_n ? g.b_rs : g.b_cs)),
-      g.b_bs, a, lt_type(g.in), int(std::max<int64_t>(1, b_n ? g.a_rs : g.a_cs)), g.a_bs, &g.beta,
-      out, lt_type(g.out), int(g.N), g.d_bs, int(g.batch), compute, CUBLAS_GEMM_DEFAULT));
+      int(g.M), int(g.K), &alpha, b, lt_type(g.in),
+      int(std::max<int64_t>(1, a_n ? g.b_rs : g.b_cs)), g.b_bs, a, lt_type(g.in),
+      int(std::max<int64_t>(1, b_n ? g.a_rs : g.a_cs)), g.a_bs, &g.beta, out, lt_type(g.out),
+      int(g.N), g.d_bs, int(g.batch), compute, CUBLAS_GEMM_DEFAULT));
   if (bias) {
     KDNAS_CHECK(g.out == DType::F32, "matmul: internal: fallback bias on a bf16 output");
     const int64_t n = g.batch * g.M * g.N;

@@ -73,16 +73,21 @@ __global__ void rmsprop_kernel(float* __restrict__ param, float* __restrict__ sq
 
 }  // namespace
 
-void adamw_update_cuda(Context& ctx, float* param, float* m, float* v, const float* grad,
-                       double lr, double beta1, double beta2, double eps, double weight_decay,
-                       int64_t step, int64_t n) {
+void adamw_update_cuda(Context& ctx, float* param, float* m, float* v, const float* grad, double lr,
+                       double beta1, double beta2, double eps, double weight_decay, int64_t step,
+                       int64_t n) {
   if (n == 0) return;
   // Bias corrections in double on the host, as the reference computes them.
   const double bc1 = 1.0 - std::pow(beta1, double(step));
   const double bc2 = 1.0 - std::pow(beta2, double(step));
-  const AdamW h{float(beta1),         float(1.0 - beta1),  float(beta2),
-                float(1.0 - beta2),   float(1.0 - lr * weight_decay),
-                float(lr / bc1),      float(std::sqrt(bc2)), float(eps)};
+  const AdamW h{float(beta1),
+                float(1.0 - beta1),
+                float(beta2),
+                float(1.0 - beta2),
+                float(1.0 - lr * weight_decay),
+                float(lr / bc1),
+                float(std::sqrt(bc2)),
+                float(eps)};
   adamw_kernel<<<grid_for(n, kThreads), kThreads, 0, stream_of(ctx)>>>(param, m, v, grad, h, n);
   KDNAS_CUDA_CHECK_LAUNCH();
 }
@@ -91,8 +96,9 @@ void sgd_update_cuda(Context& ctx, float* param, float* buf, const float* grad, 
                      double momentum, double dampening, double weight_decay, bool nesterov,
                      int64_t step, int64_t n) {
   if (n == 0) return;
-  const Sgd h{float(lr), float(momentum), float(1.0 - dampening), float(weight_decay),
-              momentum != 0.0, nesterov, step == 1};
+  const Sgd h{
+      float(lr), float(momentum), float(1.0 - dampening), float(weight_decay), momentum != 0.0,
+      nesterov,  step == 1};
   sgd_kernel<<<grid_for(n, kThreads), kThreads, 0, stream_of(ctx)>>>(param, buf, grad, h, n);
   KDNAS_CUDA_CHECK_LAUNCH();
 }
@@ -101,7 +107,7 @@ void rmsprop_update_cuda(Context& ctx, float* param, float* square_avg, float* b
                          const float* grad, double lr, double alpha, double eps,
                          double weight_decay, double momentum, int64_t n) {
   if (n == 0) return;
-  const Rmsprop h{float(lr),           float(alpha), float(1.0 - alpha), float(eps),
+  const Rmsprop h{float(lr),           float(alpha),    float(1.0 - alpha), float(eps),
                   float(weight_decay), float(momentum), momentum > 0.0};
   rmsprop_kernel<<<grid_for(n, kThreads), kThreads, 0, stream_of(ctx)>>>(param, square_avg, buf,
                                                                          grad, h, n);

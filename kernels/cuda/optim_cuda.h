@@ -11,9 +11,9 @@
 namespace kdnas {
 
 // param, m, v [n] (updated), grad [n]
-void adamw_update_cuda(Context& ctx, float* param, float* m, float* v, const float* grad,
-                       double lr, double beta1, double beta2, double eps, double weight_decay,
-                       int64_t step, int64_t n);
+void adamw_update_cuda(Context& ctx, float* param, float* m, float* v, const float* grad, double lr,
+                       double beta1, double beta2, double eps, double weight_decay, int64_t step,
+                       int64_t n);
 // param [n] (updated), buf [n] (updated; null when momentum == 0), grad [n]
 void sgd_update_cuda(Context& ctx, float* param, float* buf, const float* grad, double lr,
                      double momentum, double dampening, double weight_decay, bool nesterov,

@@ -40,18 +40,23 @@ void permute_copy_cuda(Context& ctx, void* out, const void* x, size_t element_si
   const int64_t n = shape_numel(shape);
   if (n == 0) return;
   const Shape out_strides = contiguous_strides(shape);
-  const Dims d = make_dims("permute_copy", shape.data(), int(nd), out_strides.data(),
-                           in_strides.data());
+  const Dims d =
+      make_dims("permute_copy", shape.data(), int(nd), out_strides.data(), in_strides.data());
   const cudaStream_t s = stream_of(ctx);
   switch (element_size) {
-    case 1: return launch<uint8_t>(s, out, x, d, n);
-    case 2: return launch<uint16_t>(s, out, x, d, n);
-    case 4: return launch<uint32_t>(s, out, x, d, n);
-    case 8: return launch<uint64_t>(s, out, x, d, n);
-    default: break;
+    case 1:
+      return launch<uint8_t>(s, out, x, d, n);
+    case 2:
+      return launch<uint16_t>(s, out, x, d, n);
+    case 4:
+      return launch<uint32_t>(s, out, x, d, n);
+    case 8:
+      return launch<uint64_t>(s, out, x, d, n);
+    default:
+      break;
   }
-  detail::fail(detail::concat("permute_copy: element size ", element_size,
-                              " is not 1, 2, 4 or 8 bytes"));
+  detail::fail(
+      detail::concat("permute_copy: element size ", element_size, " is not 1, 2, 4 or 8 bytes"));
 }
 
 }  // namespace kdnas

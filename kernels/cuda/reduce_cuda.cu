@@ -90,8 +90,8 @@ __global__ void reduce_rows_kernel(Op op, const float* __restrict__ x, int64_t o
 
 // inner > 1: thread j = o * inner + i walks d.
 template <typename Op>
-__global__ void reduce_columns_kernel(Op op, const float* __restrict__ x, int64_t outer,
-                                      int64_t D, int64_t inner) {
+__global__ void reduce_columns_kernel(Op op, const float* __restrict__ x, int64_t outer, int64_t D,
+                                      int64_t inner) {
   KDNAS_GRID_STRIDE_LOOP(j, outer * inner) {
     const int64_t o = j / inner, i = j % inner;
     const float* p = x + o * D * inner + i;
@@ -106,8 +106,8 @@ __global__ void reduce_columns_kernel(Op op, const float* __restrict__ x, int64_
 // then merged in order by reduce_merge_kernel.
 template <typename Op>
 __global__ void reduce_columns_split_kernel(typename Op::Acc* __restrict__ part,
-                                            const float* __restrict__ x, int64_t outer,
-                                            int64_t D, int64_t inner, int64_t per) {
+                                            const float* __restrict__ x, int64_t outer, int64_t D,
+                                            int64_t inner, int64_t per) {
   const int64_t outputs = outer * inner, k = blockIdx.y;
   const int64_t d0 = k * per, d1 = min(D, d0 + per);
   for (int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; j < outputs;
@@ -162,18 +162,17 @@ void reduce(Context& ctx, Op op, const float* x, int64_t outer, int64_t D, int64
   if (outputs < 4 * int64_t(st.sm_count) && D >= 2048) {
     reduce_block_kernel<<<unsigned(outputs), kThreads, 0, st.stream>>>(op, x, outer, D, inner);
   } else if (inner == 1) {
-    reduce_rows_kernel<<<unsigned(ceil_div(outer, kThreads / kWarpSize)), kThreads, 0,
-                         st.stream>>>(op, x, outer, D);
+    reduce_rows_kernel<<<unsigned(ceil_div(outer, kThreads / kWarpSize)), kThreads, 0, st.stream>>>(
+        op, x, outer, D);
   } else {
     // One thread per output walks all of D; with fewer outputs than ~2048 threads per SM, D is
     // split into chunks (of >= 32) whose partial results are merged in a second pass.
     const int64_t want = 2048 * int64_t(st.sm_count);
-    const int64_t chunks = outputs >= want ? 1
-                                           : std::min<int64_t>({ceil_div(want, outputs),
-                                                                ceil_div(D, 32), 65535});
+    const int64_t chunks =
+        outputs >= want ? 1 : std::min<int64_t>({ceil_div(want, outputs), ceil_div(D, 32), 65535});
     if (chunks <= 1) {
-      reduce_columns_kernel<<<grid_for(outputs, kThreads), kThreads, 0, st.stream>>>(
-          op, x, outer, D, inner);
+      reduce_columns_kernel<<<grid_for(outputs, kThreads), kThreads, 0, st.stream>>>(op, x, outer,
+                                                                                     D, inner);
     } else {
       const int64_t per = ceil_div(D, chunks);
       CudaBuffer part(size_t(chunks * outputs) * sizeof(typename Op::Acc));
@@ -216,8 +215,8 @@ void sum_forward_cuda(Context& ctx, float* out, const float* x, int64_t outer, i
   reduce(ctx, SumOp{out, scale}, x, outer, D, inner);
 }
 
-void max_forward_cuda(Context& ctx, float* values, int64_t* indices, const float* x,
-                      int64_t outer, int64_t D, int64_t inner) {
+void max_forward_cuda(Context& ctx, float* values, int64_t* indices, const float* x, int64_t outer,
+                      int64_t D, int64_t inner) {
   reduce(ctx, MaxOp{values, indices}, x, outer, D, inner);
 }
 
@@ -234,8 +233,8 @@ void max_backward_cuda(Context& ctx, float* dx, const float* dout, const int64_t
                        int64_t outer, int64_t D, int64_t inner) {
   const int64_t n = outer * D * inner;
   if (n == 0) return;
-  max_backward_kernel<<<grid_for(n, kThreads), kThreads, 0, stream_of(ctx)>>>(
-      dx, dout, indices, outer, D, inner);
+  max_backward_kernel<<<grid_for(n, kThreads), kThreads, 0, stream_of(ctx)>>>(dx, dout, indices,
+                                                                              outer, D, inner);
   KDNAS_CUDA_CHECK_LAUNCH();
 }
 

@@ -17,8 +17,8 @@ void sum_forward_cuda(Context& ctx, float* out, const float* x, int64_t outer, i
 void sum_backward_cuda(Context& ctx, float* dx, const float* dout, int64_t outer, int64_t D,
                        int64_t inner, double scale);
 // values[o, i] = max_d x[o, d, i], indices[o, i] = its first d (a NaN wins). D >= 1.
-void max_forward_cuda(Context& ctx, float* values, int64_t* indices, const float* x,
-                      int64_t outer, int64_t D, int64_t inner);
+void max_forward_cuda(Context& ctx, float* values, int64_t* indices, const float* x, int64_t outer,
+                      int64_t D, int64_t inner);
 // dx[o, d, i] = d == indices[o, i] ? dout[o, i] : 0; indices in device memory.
 void max_backward_cuda(Context& ctx, float* dx, const float* dout, const int64_t* indices,
                        int64_t outer, int64_t D, int64_t inner);

@@ -97,7 +97,9 @@ __global__ void log_softmax_backward_kernel(float* __restrict__ dinp,
   for (int64_t n = lane; n < N; n += kWarpSize) dinp[r * N + n] = d[n] - expf(y[n]) * sum;
 }
 
-unsigned row_blocks(int64_t rows) { return unsigned(ceil_div(rows, kRowsPerBlock)); }
+unsigned row_blocks(int64_t rows) {
+  return unsigned(ceil_div(rows, kRowsPerBlock));
+}
 
 // The affine rule offsets[r] = base + (r / period) * step, if the offsets follow one.
 bool affine_mask_rows(const int64_t* offsets, int64_t rows, MaskIndex& mi) {
@@ -134,16 +136,14 @@ void softmax_forward_cuda(Context& ctx, float* out, const float* inp, const floa
 void softmax_backward_cuda(Context& ctx, float* dinp, const float* dout, const float* out,
                            float scale, int64_t rows, int64_t N) {
   if (rows == 0 || N == 0) return;
-  softmax_backward_kernel<<<row_blocks(rows), kThreads, 0, stream_of(ctx)>>>(dinp, dout, out,
-                                                                             scale, rows, N);
+  softmax_backward_kernel<<<row_blocks(rows), kThreads, 0, stream_of(ctx)>>>(dinp, dout, out, scale,
+                                                                             rows, N);
   KDNAS_CUDA_CHECK_LAUNCH();
 }
 
-void log_softmax_forward_cuda(Context& ctx, float* out, const float* inp, int64_t rows,
-                              int64_t N) {
+void log_softmax_forward_cuda(Context& ctx, float* out, const float* inp, int64_t rows, int64_t N) {
   if (rows == 0 || N == 0) return;
-  log_softmax_forward_kernel<<<row_blocks(rows), kThreads, 0, stream_of(ctx)>>>(out, inp, rows,
-                                                                                N);
+  log_softmax_forward_kernel<<<row_blocks(rows), kThreads, 0, stream_of(ctx)>>>(out, inp, rows, N);
   KDNAS_CUDA_CHECK_LAUNCH();
 }
 

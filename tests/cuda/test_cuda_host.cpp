@@ -57,12 +57,18 @@ TEST_CASE("cuda: without a usable device, CUDA tensors and CUDA state are clear 
   std::string why;
   if (cuda_device_usable(&why)) return;  // on a GPU machine, kdnas_gpu_tests covers the rest
   cuda_init();
-  cuda_init();  // idempotent
+  cuda_init();                                // idempotent
   CHECK(device_available(DeviceType::CUDA));  // the hooks are registered; allocating fails
-  check_throws_with([] { Tensor::zeros({2, 3}, DType::F32, Device{DeviceType::CUDA, 0}); },
-                    {"cuda", "no usable CUDA device", why});
-  check_throws_with([] { Tensor::ones({4}).to(Device{DeviceType::CUDA, 0}); },
-                    {"cannot allocate", "no usable CUDA device"});
+  check_throws_with(
+      [] {
+        Tensor::zeros({2, 3}, DType::F32, Device{DeviceType::CUDA, 0});
+      },
+      {"cuda", "no usable CUDA device", why});
+  check_throws_with(
+      [] {
+        Tensor::ones({4}).to(Device{DeviceType::CUDA, 0});
+      },
+      {"cannot allocate", "no usable CUDA device"});
   Context ctx;
   check_throws_with([&] { cuda_stream(ctx); }, {"no usable CUDA device", why});
   check_throws_with([&] { cuda_synchronize(ctx); }, {"no usable CUDA device"});
@@ -81,17 +87,18 @@ TEST_CASE("cuda: allocator size classes round up by at most 512 bytes or 25 perc
   CHECK(cuda_size_class(512) == 512);
   CHECK(cuda_size_class(513) == 1024);
   CHECK(cuda_size_class(size_t(1) << 20) == size_t(1) << 20);
-  CHECK(cuda_size_class((size_t(1) << 20) + 1) == size_t(5) << 18);   // 1.25 MiB
-  CHECK(cuda_size_class(size_t(3) << 20) == size_t(3) << 20);         // 1.5 x 2 MiB
-  CHECK(cuda_size_class((size_t(5) << 20) + 1) == size_t(6) << 20);   // step 1 MiB above 4 MiB
-  CHECK(cuda_size_class((size_t(7) << 28) + 1) == size_t(2) << 30);   // 1.75 x 1 GiB -> 2 GiB
+  CHECK(cuda_size_class((size_t(1) << 20) + 1) == size_t(5) << 18);  // 1.25 MiB
+  CHECK(cuda_size_class(size_t(3) << 20) == size_t(3) << 20);        // 1.5 x 2 MiB
+  CHECK(cuda_size_class((size_t(5) << 20) + 1) == size_t(6) << 20);  // step 1 MiB above 4 MiB
+  CHECK(cuda_size_class((size_t(7) << 28) + 1) == size_t(2) << 30);  // 1.75 x 1 GiB -> 2 GiB
   // A sweep: never smaller than asked, monotone, a fixed point on classes, bounded slack.
   size_t prev = 0;
   int bad = 0;
   for (size_t n = 0; n < (size_t(1) << 34); n = n < 4096 ? n + 1 : n + n / 61 + 7) {
     const size_t c = cuda_size_class(n);
-    const bool ok = c >= n && c >= 512 && c >= prev && cuda_size_class(c) == c &&
-                    (n <= (size_t(1) << 20) ? c - n < 512 || n == 0 : double(c) <= 1.25 * double(n));
+    const bool ok =
+        c >= n && c >= 512 && c >= prev && cuda_size_class(c) == c &&
+        (n <= (size_t(1) << 20) ? c - n < 512 || n == 0 : double(c) <= 1.25 * double(n));
     bad += ok ? 0 : 1;
     prev = c;
   }
@@ -100,8 +107,10 @@ TEST_CASE("cuda: allocator size classes round up by at most 512 bytes or 25 perc
 
 TEST_CASE("cuda: CUDA errors name the call, the place and CUDA's reason") {
   check_throws_with(
-      [] { cuda_fail("cudaMalloc(&p, n)", "kernels/cuda/x.cu", 42, "cudaErrorMemoryAllocation",
-                     "out of memory"); },
+      [] {
+        cuda_fail("cudaMalloc(&p, n)", "kernels/cuda/x.cu", 42, "cudaErrorMemoryAllocation",
+                  "out of memory");
+      },
       {"CUDA error", "cudaMalloc(&p, n)", "kernels/cuda/x.cu:42", "cudaErrorMemoryAllocation",
        "out of memory"});
 }

@@ -91,7 +91,8 @@ TEST_CASE("gpu: dropout masks and outputs are the reference's bits") {
       const uint64_t seed = 1234, counter = 99 + uint64_t(n);
       Tensor x = random_tensor({n}, rng), d = random_tensor({n}, rng);
       Tensor y = Tensor::empty({n}), m = Tensor::empty({n}, DType::U8), dx = Tensor::empty({n});
-      dropout_forward_ref(y.data<float>(), m.data<uint8_t>(), x.data<float>(), p, seed, counter, n);
+      dropout_forward_ref(y.data<float>(), m.data<uint8_t>(), x.data<float>(), p, seed, counter,
+                          n);
       dropout_backward_ref(dx.data<float>(), d.data<float>(), m.data<uint8_t>(), p, n);
       Tensor xg = to_gpu(x), dg = to_gpu(d), yg = gpu_empty({n}), mg = gpu_empty({n}, DType::U8);
       Tensor dxg = gpu_empty({n});
@@ -139,8 +140,9 @@ TEST_CASE("gpu: casts between f32, bf16 and f16 are the reference's bits") {
   cast_cuda(ctx, fhg.raw_data(), DType::F32, hg.raw_data(), DType::F16, n);
   KDNAS_CHECK_CLOSE(to_host(fbg), fb, kExact, "bf16 -> f32");
   KDNAS_CHECK_CLOSE(to_host(fhg), fh, kExact, "f16 -> f32");
-  check_throws_with([&] { cast_cuda(ctx, fbg.raw_data(), DType::I32, xg.raw_data(), DType::F32, n); },
-                    {"cast", "i32"});
+  check_throws_with(
+      [&] { cast_cuda(ctx, fbg.raw_data(), DType::I32, xg.raw_data(), DType::F32, n); },
+      {"cast", "i32"});
 }
 
 TEST_CASE("gpu: AdamW, SGD and RMSprop updates match the reference over several steps") {
@@ -153,8 +155,8 @@ TEST_CASE("gpu: AdamW, SGD and RMSprop updates match the reference over several 
     Tensor dp = to_gpu(p), dm = to_gpu(z), dv = to_gpu(z);
     for (int64_t step = 1; step <= 3; ++step) {
       Tensor g = random_tensor({n}, rng), gg = to_gpu(g);
-      adamw_update_ref(hp.data<float>(), hm.data<float>(), hv.data<float>(), g.data<float>(), 1e-3,
-                       0.9, 0.999, 1e-8, 0.01, step, n);
+      adamw_update_ref(hp.data<float>(), hm.data<float>(), hv.data<float>(), g.data<float>(),
+                       1e-3, 0.9, 0.999, 1e-8, 0.01, step, n);
       adamw_update_cuda(ctx, dp.data<float>(), dm.data<float>(), dv.data<float>(),
                         gg.data<float>(), 1e-3, 0.9, 0.999, 1e-8, 0.01, step, n);
     }
@@ -200,9 +202,12 @@ TEST_CASE("gpu: broadcasting binary ops match the reference, contiguous and stri
   struct Case {
     Shape a, b;
   };
-  const std::vector<Case> cases{{{769}, {769}},          {{kB * kT, kC}, {kC}},
-                                {{3, 1, 5}, {1, 4, 1}},  {{7, 13}, {7, 1}},
-                                {{2, 3, 4, 5}, {5}},     {{1}, {33, 1}},
+  const std::vector<Case> cases{{{769}, {769}},
+                                {{kB * kT, kC}, {kC}},
+                                {{3, 1, 5}, {1, 4, 1}},
+                                {{7, 13}, {7, 1}},
+                                {{2, 3, 4, 5}, {5}},
+                                {{1}, {33, 1}},
                                 {{kB, 1, 1, kT}, {kB, kNH, kT, kT}}};
   for (const Case& c : cases)
     for (BinaryOp op : {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div})
@@ -251,10 +256,9 @@ TEST_CASE("gpu: sum_to_shape reduces broadcast gradients like the reference back
   struct Case {
     Shape x, out;
   };
-  const std::vector<Case> cases{{{kB * kT, kC}, {kC}},    {{3, 4, 5}, {3, 1, 5}},
-                                {{3, 4, 5}, {1}},         {{7, 13}, {7, 1}},
-                                {{2, 3, 4, 5}, {3, 1, 1}}, {{769}, {769}},
-                                {{4096, 3}, {1, 3}}};
+  const std::vector<Case> cases{
+      {{kB * kT, kC}, {kC}},     {{3, 4, 5}, {3, 1, 5}}, {{3, 4, 5}, {1}},   {{7, 13}, {7, 1}},
+      {{2, 3, 4, 5}, {3, 1, 1}}, {{769}, {769}},         {{4096, 3}, {1, 3}}};
   for (const Case& c : cases) {
     Tensor x = random_tensor(c.x, rng);
     // The reference: add's backward into db, with out broadcast to x's shape (db starts at 0).

@@ -50,7 +50,9 @@ GemmLayout layout_of(const Tensor& a, const Tensor& b) {
   return l;
 }
 
-Tensor bf16_round(const Tensor& t) { return t.to(DType::BF16).to(DType::F32); }
+Tensor bf16_round(const Tensor& t) {
+  return t.to(DType::BF16).to(DType::F32);
+}
 
 }  // namespace
 
@@ -138,7 +140,8 @@ TEST_CASE("gpu: batched GEMMs: attention shapes, narrow views, a shared b, K = 0
 TEST_CASE("gpu: bf16 GEMMs accumulate in f32, with f32 and bf16 outputs") {
   Context ctx;
   Rng rng(32);
-  for (auto [M, K, N] : {std::tuple<int64_t, int64_t, int64_t>{kT, kC, kFF}, {33, 769, 7}, {1, 1, 1}}) {
+  for (auto [M, K, N] :
+       {std::tuple<int64_t, int64_t, int64_t>{kT, kC, kFF}, {33, 769, 7}, {1, 1, 1}}) {
     // Exactly representable inputs: the reference on the rounded values is the exact target.
     Tensor a = bf16_round(random_tensor({M, K}, rng)), b = bf16_round(random_tensor({K, N}, rng));
     Tensor bias = random_tensor({N}, rng);
@@ -148,8 +151,8 @@ TEST_CASE("gpu: bf16 GEMMs accumulate in f32, with f32 and bf16 outputs") {
     for (bool gelu : {false, true}) {
       Tensor want = ref_matmul(a, b, bias, gelu);
       Tensor f = gpu_empty({M, N}), h = gpu_empty({M, N}, DType::BF16);
-      matmul_forward_cuda(ctx, f.raw_data(), DType::F32, ag.raw_data(), bg.raw_data(), DType::BF16,
-                          to_gpu(bias).data<float>(), layout_of(ag, bg), gelu);
+      matmul_forward_cuda(ctx, f.raw_data(), DType::F32, ag.raw_data(), bg.raw_data(),
+                          DType::BF16, to_gpu(bias).data<float>(), layout_of(ag, bg), gelu);
       matmul_forward_cuda(ctx, h.raw_data(), DType::BF16, ag.raw_data(), bg.raw_data(),
                           DType::BF16, to_gpu(bias).data<float>(), layout_of(ag, bg), gelu);
       KDNAS_CHECK_CLOSE(to_host(f), want, gemm_tol(K), "bf16 -> f32");
@@ -186,7 +189,10 @@ TEST_CASE("gpu: TF32 GEMMs are close, and f32 ones exact to f32 rounding") {
 TEST_CASE("gpu: GEMM backward and bias backward match the reference") {
   Context ctx;
   Rng rng(34);
-  for (auto [M, K, N] : {std::tuple<int64_t, int64_t, int64_t>{kT, kC, kFF}, {7, 13, 33}, {1, 769, 1}, {33, 1, 7}}) {
+  for (auto [M, K, N] : {std::tuple<int64_t, int64_t, int64_t>{kT, kC, kFF},
+                         {7, 13, 33},
+                         {1, 769, 1},
+                         {33, 1, 7}}) {
     Tensor a = random_tensor({M, K}, rng), b = random_tensor({K, N}, rng);
     Tensor d = random_tensor({M, N}, rng);
     // Accumulating (+=) into gradients that already hold something.
@@ -196,7 +202,8 @@ TEST_CASE("gpu: GEMM backward and bias backward match the reference") {
                         b.data<float>(), M, K, N);
     matmul_backward_cuda(ctx, dag.data<float>(), dbg.data<float>(), to_gpu(d).data<float>(),
                          to_gpu(a).data<float>(), to_gpu(b).data<float>(), M, K, N);
-    const std::string what = std::to_string(M) + "x" + std::to_string(K) + "x" + std::to_string(N);
+    const std::string what =
+        std::to_string(M) + "x" + std::to_string(K) + "x" + std::to_string(N);
     KDNAS_CHECK_CLOSE(to_host(dag), da, gemm_tol(N), "da " + what);
     KDNAS_CHECK_CLOSE(to_host(dbg), db, gemm_tol(M), "db " + what);
     Tensor dbias = Tensor::empty({N}), dbiasg = gpu_empty({N});
@@ -214,9 +221,9 @@ TEST_CASE("gpu: fused attention equals the reference's matmul + masked softmax +
     int64_t B, NH, T, HS;
     bool bthd;  // q, k, v, out as [B, T, NH, HS] views (a projection's layout)
   };
-  const std::vector<Case> cases{{2, 3, 7, 32, false},  {1, 2, 33, 13, true},
+  const std::vector<Case> cases{{2, 3, 7, 32, false},      {1, 2, 33, 13, true},
                                 {kB, kNH, kT, kHS, false}, {kB, kNH, kT, kHS, true},
-                                {1, 2, 512, 64, false}, {1, 1, 65, 256, false}};
+                                {1, 2, 512, 64, false},    {1, 1, 65, 256, false}};
   for (const Case& c : cases) {
     const int64_t B = c.B, NH = c.NH, T = c.T, HS = c.HS;
     Tensor q = random_tensor({B, NH, T, HS}, rng), k = random_tensor({B, NH, T, HS}, rng);
@@ -235,12 +242,12 @@ TEST_CASE("gpu: fused attention equals the reference's matmul + masked softmax +
     for (int64_t b = 0; b < B; ++b)
       for (int64_t h = 0; h < NH; ++h) {
         const int64_t off = (b * NH + h) * T * HS;
-        matmul_forward_ref<float>(sc.data(), q.data<float>() + off, k.data<float>() + off, nullptr, T, HS,
-                           T, HS, 1, 1, HS, false);
+        matmul_forward_ref<float>(sc.data(), q.data<float>() + off, k.data<float>() + off,
+                                  nullptr, T, HS, T, HS, 1, 1, HS, false);
         for (int64_t r = 0; r < T; ++r) offs[size_t(r)] = b * T;
         softmax_forward_ref(p.data(), sc.data(), mask.data<float>(), offs.data(), scale, T, T);
-        matmul_forward_ref<float>(want.data<float>() + off, p.data(), v.data<float>() + off, nullptr, T,
-                           T, HS, T, 1, HS, 1, false);
+        matmul_forward_ref<float>(want.data<float>() + off, p.data(), v.data<float>() + off,
+                                  nullptr, T, T, HS, T, 1, HS, 1, false);
       }
 
     // The device operands, in [B, NH, T, HS] or as [B, T, NH, HS] views.

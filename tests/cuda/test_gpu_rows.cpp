@@ -33,7 +33,9 @@ std::vector<std::pair<int64_t, int64_t>> row_shapes() {
 
 // The parameter gradients sum over every row: the reference adds them one by one in f32, the
 // kernel in double, so the reference's own rounding (growing with the row count) sets the margin.
-Tol column_sum_tol(int64_t rows) { return Tol{2e-6 * std::sqrt(double(rows)) + 1e-5, 1e-5}; }
+Tol column_sum_tol(int64_t rows) {
+  return Tol{2e-6 * std::sqrt(double(rows)) + 1e-5, 1e-5};
+}
 
 }  // namespace
 
@@ -46,7 +48,8 @@ TEST_CASE("gpu: layer_norm forward and backward match the reference") {
     Tensor x = random_tensor({rows, C}, rng, DType::F32, 2.f, 4.f);
     Tensor g = random_tensor({C}, rng, DType::F32, 0.5f, 1.5f), b = random_tensor({C}, rng);
     Tensor d = random_tensor({rows, C}, rng);
-    Tensor y = Tensor::empty({rows, C}), mean = Tensor::empty({rows}), rstd = Tensor::empty({rows});
+    Tensor y = Tensor::empty({rows, C}), mean = Tensor::empty({rows}),
+           rstd = Tensor::empty({rows});
     layer_norm_forward_ref(y.data<float>(), mean.data<float>(), rstd.data<float>(),
                            x.data<float>(), g.data<float>(), b.data<float>(), rows, C, 1e-5f);
     Tensor dx = Tensor::empty({rows, C}), dg = Tensor::empty({C}), db = Tensor::empty({C});
@@ -58,7 +61,8 @@ TEST_CASE("gpu: layer_norm forward and backward match the reference") {
     Tensor yg = gpu_empty({rows, C}), mg = gpu_empty({rows}), rg = gpu_empty({rows});
     layer_norm_forward_cuda(ctx, yg.data<float>(), mg.data<float>(), rg.data<float>(),
                             xg.data<float>(), gg.data<float>(), bg.data<float>(), rows, C, 1e-5f);
-    const std::string what = "layer_norm [" + std::to_string(rows) + ", " + std::to_string(C) + "]";
+    const std::string what =
+        "layer_norm [" + std::to_string(rows) + ", " + std::to_string(C) + "]";
     KDNAS_CHECK_CLOSE(to_host(yg), y, kF32, what);
     KDNAS_CHECK_CLOSE(to_host(mg), mean, kF32, what + " mean");
     KDNAS_CHECK_CLOSE(to_host(rg), rstd, kF32, what + " rstd");
@@ -90,10 +94,9 @@ TEST_CASE("gpu: masked, scaled softmax and log-softmax match the reference") {
     const char* mask;  // "none", "key" (period NH*T, step T), "full", "shared", "table"
   };
   const int64_t B = 2, NH = 3, T = 33;
-  const std::vector<Case> cases{{B * NH * T, T, "key"}, {kB * kNH * kT, kT, "key"},
-                                {7, 769, "full"},       {13, 1, "none"},
-                                {33, 250, "shared"},    {37, 13, "table"},
-                                {5, 70000, "none"}};
+  const std::vector<Case> cases{
+      {B * NH * T, T, "key"}, {kB * kNH * kT, kT, "key"}, {7, 769, "full"},  {13, 1, "none"},
+      {33, 250, "shared"},    {37, 13, "table"},          {5, 70000, "none"}};
   for (const Case& c : cases) {
     Tensor x = random_tensor({c.rows, c.N}, rng, DType::F32, -8.f, 8.f);
     Tensor mask;
@@ -126,8 +129,8 @@ TEST_CASE("gpu: masked, scaled softmax and log-softmax match the reference") {
     Tensor mg = has_mask ? to_gpu(mask) : Tensor();
     softmax_forward_cuda(ctx, yg.data<float>(), xg.data<float>(),
                          has_mask ? mg.data<float>() : nullptr, offs.data(), scale, c.rows, c.N);
-    const std::string what = "softmax [" + std::to_string(c.rows) + ", " + std::to_string(c.N) +
-                             "] mask " + kind;
+    const std::string what =
+        "softmax [" + std::to_string(c.rows) + ", " + std::to_string(c.N) + "] mask " + kind;
     KDNAS_CHECK_CLOSE(to_host(yg), y, kF32, what);
 
     Tensor d = random_tensor({c.rows, c.N}, rng), dx = Tensor::empty({c.rows, c.N});
@@ -159,9 +162,9 @@ TEST_CASE("gpu: sum, mean and max over a dim match the reference on every launch
   };
   // inner == 1 (a warp per row), inner > 1 (a thread per output, or split over D when there
   // are few outputs), and few outputs with a long D (a block per output).
-  const std::vector<Case> cases{{kB * kT, kC, 1}, {1, 250002, 1}, {3, 4096, 1},  {7, 13, 33},
-                                {1, 1024, 768},    {2, 5000, 3},   {769, 1, 1},   {33, 7, 1},
-                                {1, 1, 769},       {4, 0, 3}};
+  const std::vector<Case> cases{{kB * kT, kC, 1}, {1, 250002, 1}, {3, 4096, 1}, {7, 13, 33},
+                                {1, 1024, 768},   {2, 5000, 3},   {769, 1, 1},  {33, 7, 1},
+                                {1, 1, 769},      {4, 0, 3}};
   for (const Case& c : cases) {
     const std::string what = "reduce [" + std::to_string(c.outer) + ", " + std::to_string(c.D) +
                              ", " + std::to_string(c.inner) + "]";
@@ -178,7 +181,8 @@ TEST_CASE("gpu: sum, mean and max over a dim match the reference on every launch
       sum_forward_ref(want.data<float>(), x.data<float>(), c.outer, c.D, c.inner, scale);
       sum_forward_cuda(ctx, got.data<float>(), xg.data<float>(), c.outer, c.D, c.inner, scale);
       KDNAS_CHECK_CLOSE(to_host(got), want, kF32, what + " sum");
-      Tensor d = random_tensor(rshape, rng), dx = Tensor::empty(x.shape()), dxg = gpu_empty(x.shape());
+      Tensor d = random_tensor(rshape, rng), dx = Tensor::empty(x.shape()),
+             dxg = gpu_empty(x.shape());
       sum_backward_ref(dx.data<float>(), d.data<float>(), c.outer, c.D, c.inner, scale);
       sum_backward_cuda(ctx, dxg.data<float>(), to_gpu(d).data<float>(), c.outer, c.D, c.inner,
                         scale);
@@ -192,10 +196,11 @@ TEST_CASE("gpu: sum, mean and max over a dim match the reference on every launch
                      c.inner);
     KDNAS_CHECK_CLOSE(to_host(vg), v, kExact, what + " max values");
     KDNAS_CHECK_CLOSE(to_host(ig), i, kExact, what + " max indices");
-    Tensor d = random_tensor(rshape, rng), dx = Tensor::empty(x.shape()), dxg = gpu_empty(x.shape());
+    Tensor d = random_tensor(rshape, rng), dx = Tensor::empty(x.shape()),
+           dxg = gpu_empty(x.shape());
     max_backward_ref(dx.data<float>(), d.data<float>(), i.data<int64_t>(), c.outer, c.D, c.inner);
-    max_backward_cuda(ctx, dxg.data<float>(), to_gpu(d).data<float>(), ig.data<int64_t>(), c.outer,
-                      c.D, c.inner);
+    max_backward_cuda(ctx, dxg.data<float>(), to_gpu(d).data<float>(), ig.data<int64_t>(),
+                      c.outer, c.D, c.inner);
     KDNAS_CHECK_CLOSE(to_host(dxg), dx, kExact, what + " max backward");
   }
 }
@@ -217,7 +222,8 @@ TEST_CASE("gpu: embedding gathers rows, and its backward is the reference's bits
   for (int64_t padding : {int64_t(-1), pad}) {
     Tensor dt = Tensor::empty({V, C}), dtg = gpu_empty({V, C});
     embedding_backward_ref(dt.data<float>(), d.data<float>(), ids.data(), N, V, C, padding);
-    embedding_backward_cuda(ctx, dtg.data<float>(), dg.data<float>(), ids.data(), N, V, C, padding);
+    embedding_backward_cuda(ctx, dtg.data<float>(), dg.data<float>(), ids.data(), N, V, C,
+                            padding);
     KDNAS_CHECK_CLOSE(to_host(dtg), dt, kExact, "embedding backward");
     // Accumulate into an existing gradient.
     Tensor acc = random_tensor({V, C}, rng), accg = to_gpu(acc);
@@ -252,7 +258,8 @@ TEST_CASE("gpu: mse, cross-entropy and KL losses and their gradients match the r
     Tensor p = random_tensor({R, C}, rng), t = random_tensor({R, C}, rng);
     std::vector<uint8_t> mask(static_cast<size_t>(R));
     for (auto& m : mask) m = rng.uniform() < 0.7f ? 1 : 0;
-    for (const uint8_t* mp : {static_cast<const uint8_t*>(nullptr), static_cast<const uint8_t*>(mask.data())}) {
+    for (const uint8_t* mp :
+         {static_cast<const uint8_t*>(nullptr), static_cast<const uint8_t*>(mask.data())}) {
       Tensor l = Tensor::empty({1}), lg = gpu_empty({1});
       mse_forward_ref(l.data<float>(), p.data<float>(), t.data<float>(), mp, R, C);
       Tensor pg = to_gpu(p), tg = to_gpu(t);
@@ -299,7 +306,8 @@ TEST_CASE("gpu: mse, cross-entropy and KL losses and their gradients match the r
     std::vector<uint8_t> mask(static_cast<size_t>(N));
     for (auto& m : mask) m = rng.uniform() < 0.5f ? 1 : 0;
     mask[0] = 1;
-    for (const uint8_t* mp : {static_cast<const uint8_t*>(nullptr), static_cast<const uint8_t*>(mask.data())})
+    for (const uint8_t* mp :
+         {static_cast<const uint8_t*>(nullptr), static_cast<const uint8_t*>(mask.data())})
       for (double tau : {1.0, 2.0}) {
         Tensor l = Tensor::empty({1}), lg = gpu_empty({1});
         kl_div_forward_ref(l.data<float>(), s.data<float>(), t.data<float>(), mp, tau, N, V);
@@ -307,7 +315,8 @@ TEST_CASE("gpu: mse, cross-entropy and KL losses and their gradients match the r
                             V);
         KDNAS_CHECK_CLOSE(to_host(lg), l, loss_tol, "kl_div tau=" + std::to_string(tau));
         Tensor ds = Tensor::empty({N, V}), dsg = gpu_empty({N, V});
-        kl_div_backward_ref(ds.data<float>(), 1.5, s.data<float>(), t.data<float>(), mp, tau, N, V);
+        kl_div_backward_ref(ds.data<float>(), 1.5, s.data<float>(), t.data<float>(), mp, tau, N,
+                            V);
         kl_div_backward_cuda(ctx, dsg.data<float>(), 1.5, sg.data<float>(), tg.data<float>(), mp,
                              tau, N, V);
         // As for cross-entropy: f32 exp in q and p, scaled by dloss * tau / rows ~ 1e-2.
