@@ -34,6 +34,12 @@ Tensor sum_to(Context& ctx, const Tensor& g, const Shape& shape, float scale) {
   return out;
 }
 
+// The same for a temporary g that nobody else holds: returned as is when there is nothing to
+// sum, saving a copy of the full gradient.
+Tensor sum_temp_to(Context& ctx, const Tensor& g, const Shape& shape) {
+  return g.shape() == shape ? g : sum_to(ctx, g, shape, 1.f);
+}
+
 }  // namespace
 
 Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b) {
@@ -112,8 +118,9 @@ BinaryGrads binary_backward(Context& ctx, BinaryOp op, const Tensor& dout, const
   }
   if (r != Route::Omp && r != Route::Onednn && r != Route::Cuda) no_kernel(nm, r, dout.dtype());
   // Fast path: the element-wise factor as a broadcast binary op, then one reduction per
-  // gradient (only where its input was broadcast; otherwise a scaled copy). In div's db the
-  // 1/b^2 is applied after the reduction: b is constant along the dims that are summed.
+  // gradient where its input was broadcast (add and sub: a copy of dout where it was not, as
+  // the gradients must not alias dout). In div's db the last 1/b comes after the reduction: b
+  // is constant along the dims that are summed.
   const Tensor dc = dout.contiguous();
   switch (op) {
     case BinaryOp::Add:
@@ -125,13 +132,13 @@ BinaryGrads binary_backward(Context& ctx, BinaryOp op, const Tensor& dout, const
       g.db = sum_to(ctx, dc, b.shape(), -1.f);
       break;
     case BinaryOp::Mul:
-      g.da = sum_to(ctx, mul(ctx, dc, b), a.shape(), 1.f);
-      g.db = sum_to(ctx, mul(ctx, dc, a), b.shape(), 1.f);
+      g.da = sum_temp_to(ctx, mul(ctx, dc, b), a.shape());
+      g.db = sum_temp_to(ctx, mul(ctx, dc, a), b.shape());
       break;
     case BinaryOp::Div: {
-      g.da = sum_to(ctx, div(ctx, dc, b), a.shape(), 1.f);
-      const Tensor s = sum_to(ctx, mul(ctx, dc, a), b.shape(), -1.f);  // -sum(dout * a)
-      g.db = div(ctx, div(ctx, s, b), b);
+      const Tensor q = div(ctx, dc, b);  // dout / b
+      g.db = div(ctx, sum_to(ctx, mul(ctx, q, a), b.shape(), -1.f), b);  // -sum(q * a) / b
+      g.da = sum_temp_to(ctx, q, a.shape());
       break;
     }
   }
