@@ -15,7 +15,8 @@
 //
 // Lifetime: each recorded closure refers to the Context its op ran in; that Context must outlive
 // backward() (or the graph, if backward is never called). Not thread-safe: one graph, one thread
-// (the grad-mode flag is per thread).
+// (the grad-mode flag is per thread). A backward kernel that throws leaves the graph partly
+// consumed: recompute the forward pass.
 #pragma once
 
 #include <functional>
