@@ -25,16 +25,21 @@ void add_bench(CLI::App& app) {
   auto* model = cmd->add_option("--model", a->model, "model directory");
   auto* config = cmd->add_option("--config", a->config, "config.json (random weights)");
   model->excludes(config);
-  cmd->add_option("--batch", a->batch, "sequences per forward pass")->check(CLI::PositiveNumber);
-  cmd->add_option("--seq", a->seq, "tokens per sequence")->check(CLI::PositiveNumber);
+  cmd->add_option("--batch", a->batch, "sequences per forward pass")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
+  cmd->add_option("--seq", a->seq, "tokens per sequence")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
   cmd->add_option("--threads", a->threads, "threads (default: OMP_NUM_THREADS or all cores)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 40));
   cmd->add_option("--dtype", a->dtype, "f32 or bf16")->check(CLI::IsMember({"f32", "bf16"}));
-  cmd->add_option("--runs", a->runs, "timed runs (default 20)")->check(CLI::PositiveNumber);
-  cmd->add_option("--warmup", a->warmup, "untimed runs first (default 3)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--runs", a->runs, "timed runs (default 20)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
+  cmd->add_option("--warmup", a->warmup, "untimed runs first (default 3)")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 40));
   cmd->add_flag("--json", a->json, "print one JSON object instead of a table");
   cmd->callback([a] {
-    KDNAS_CHECK(!a->model.empty() || !a->config.empty(), "bench: give --model DIR or --config FILE.json");
+    KDNAS_CHECK(!a->model.empty() || !a->config.empty(),
+                "bench: give --model DIR or --config FILE.json");
     Encoder enc;
     if (!a->model.empty()) {
       enc = load_model_dir(a->model).encoder;
@@ -61,7 +66,8 @@ void add_bench(CLI::App& app) {
     for (int64_t i = 0; i < a->runs; ++i) {
       auto t0 = std::chrono::steady_clock::now();
       inf.forward(ctx, ids, mask, false);
-      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      ms.push_back(
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     }
     std::sort(ms.begin(), ms.end());
     const double median = ms[ms.size() / 2], lo = ms.front(), hi = ms.back();
@@ -69,21 +75,23 @@ void add_bench(CLI::App& app) {
     const double gflops = inf.flops(a->batch, a->seq) / (median / 1e3) / 1e9;
     const std::string name = a->model.empty() ? a->config : a->model;
     if (a->json) {
-      std::printf("{\"model\": \"%s\", \"layers\": %lld, \"hidden\": %lld, \"heads\": %lld, \"ffn\": %lld, "
-                  "\"batch\": %lld, \"seq\": %lld, \"threads\": %d, \"dtype\": \"%s\", \"runs\": %lld, "
-                  "\"median_ms\": %.3f, \"min_ms\": %.3f, \"max_ms\": %.3f, \"tokens_per_s\": %.1f, "
-                  "\"gflops\": %.1f}\n",
-                  name.c_str(), (long long)cfg.num_hidden_layers, (long long)cfg.hidden_size,
-                  (long long)cfg.num_attention_heads, (long long)cfg.intermediate_size,
-                  (long long)a->batch, (long long)a->seq, ctx.threads(), a->dtype.c_str(),
-                  (long long)a->runs, median, lo, hi, tokens, gflops);
+      std::printf(
+          "{\"model\": \"%s\", \"layers\": %lld, \"hidden\": %lld, \"heads\": %lld, \"ffn\": %lld, "
+          "\"batch\": %lld, \"seq\": %lld, \"threads\": %d, \"dtype\": \"%s\", \"runs\": %lld, "
+          "\"median_ms\": %.3f, \"min_ms\": %.3f, \"max_ms\": %.3f, \"tokens_per_s\": %.1f, "
+          "\"gflops\": %.1f}\n",
+          name.c_str(), (long long)cfg.num_hidden_layers, (long long)cfg.hidden_size,
+          (long long)cfg.num_attention_heads, (long long)cfg.intermediate_size, (long long)a->batch,
+          (long long)a->seq, ctx.threads(), a->dtype.c_str(), (long long)a->runs, median, lo, hi,
+          tokens, gflops);
     } else {
       std::printf("model    %s (%lldL/%lldH/%lld heads/FFN %lld)\n", name.c_str(),
                   (long long)cfg.num_hidden_layers, (long long)cfg.hidden_size,
                   (long long)cfg.num_attention_heads, (long long)cfg.intermediate_size);
-      std::printf("settings batch %lld x %lld tokens, %d threads, %s, %lld runs after %lld warm-up\n",
-                  (long long)a->batch, (long long)a->seq, ctx.threads(), a->dtype.c_str(),
-                  (long long)a->runs, (long long)a->warmup);
+      std::printf(
+          "settings batch %lld x %lld tokens, %d threads, %s, %lld runs after %lld warm-up\n",
+          (long long)a->batch, (long long)a->seq, ctx.threads(), a->dtype.c_str(),
+          (long long)a->runs, (long long)a->warmup);
       std::printf("latency  median %.2f ms (min %.2f, max %.2f)\n", median, lo, hi);
       std::printf("rate     %.0f tokens/s, %.1f GFLOP/s\n", tokens, gflops);
     }

@@ -34,7 +34,8 @@ EncodedBatch parse_ids(const std::string& text, int64_t pad_id, int64_t vocab) {
         used = 0;
       }
       KDNAS_CHECK(used == tok.size(), "encode: --ids: '", tok, "' is not an integer");
-      KDNAS_CHECK(v >= 0 && v < vocab, "encode: --ids: id ", v, " is outside the vocabulary [0, ", vocab, ")");
+      KDNAS_CHECK(v >= 0 && v < vocab, "encode: --ids: id ", v, " is outside the vocabulary [0, ",
+                  vocab, ")");
       s.push_back(v);
     }
     KDNAS_CHECK(!s.empty(), "encode: --ids: an empty sequence in '", text, "'");
@@ -69,7 +70,7 @@ void add_encode(CLI::App& app) {
   text->excludes(ids)->excludes(input);
   ids->excludes(input);
   cmd->add_option("--max-len", a->max_len, "truncate to this many tokens (default 512)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
   cmd->add_option("--dtype", a->dtype, "f32 or bf16")->check(CLI::IsMember({"f32", "bf16"}));
   cmd->add_option("--out", a->out, "output .safetensors file")->required();
   cmd->callback([a] {
@@ -80,8 +81,8 @@ void add_encode(CLI::App& app) {
     if (!a->ids.empty()) {
       batch = parse_ids(a->ids, m.config.pad_token_id, m.config.vocab_size);
     } else {
-      KDNAS_CHECK(!m.tokenizer_path.empty(), "encode: ", a->model,
-                  " has no tokenizer (", kTokenizerFile, "); use --ids");
+      KDNAS_CHECK(!m.tokenizer_path.empty(), "encode: ", a->model, " has no tokenizer (",
+                  kTokenizerFile, "); use --ids");
       Tokenizer tok = Tokenizer::load(m.tokenizer_path);
       std::vector<std::string> lines;
       if (!a->text.empty()) {

@@ -15,7 +15,8 @@ void add_init(CLI::App& app) {
     bool mlm = false;
   };
   auto a = std::make_shared<Args>();
-  cmd->add_option("--config", a->config, "config.json (Hugging Face XLMRobertaConfig keys)")->required();
+  cmd->add_option("--config", a->config, "config.json (Hugging Face XLMRobertaConfig keys)")
+      ->required();
   cmd->add_option("--out", a->out, "output model directory")->required();
   cmd->add_option("--seed", a->seed, "random seed (default 0)");
   cmd->add_option("--tokenizer", a->tokenizer, "sentencepiece model to copy into the directory");
@@ -32,8 +33,8 @@ void add_init(CLI::App& app) {
     m.tokenizer_path = a->tokenizer;
     save_model_dir(a->out, m);
     std::printf("wrote %s: %lld parameters (%lld without embeddings), seed %llu\n", a->out.c_str(),
-                (long long)m.encoder.parameter_count(true), (long long)m.encoder.parameter_count(false),
-                (unsigned long long)a->seed);
+                (long long)m.encoder.parameter_count(true),
+                (long long)m.encoder.parameter_count(false), (unsigned long long)a->seed);
   });
 }
 

@@ -33,7 +33,8 @@ void run_timed(benchmark::State& state, Context& ctx, const Work& work,
   if (work.bytes > 0) state.counters["GB/s"] = work.bytes / per_iter / 1e9;
   if (work.flops > 0) state.counters["GFLOP/s"] = work.flops / per_iter / 1e9;
   if (work.stream_read + work.stream_write > 0)
-    state.counters["x_stream"] = per_iter / stream_pass_seconds(ctx, work.stream_read, work.stream_write);
+    state.counters["x_stream"] =
+        per_iter / stream_pass_seconds(ctx, work.stream_read, work.stream_write);
 }
 
 namespace {
@@ -65,7 +66,8 @@ double stream_pass_seconds(Context& ctx, size_t read_bytes, size_t write_bytes) 
   std::vector<double> times;
   for (int rep = 0; rep < 31; ++rep) {
     auto t0 = std::chrono::steady_clock::now();
-    parallel_for(ctx, nw, 4096, [&](int64_t b, int64_t e) { stream_chunk(wp + b, rp + b, e - b, nw, reads); });
+    parallel_for(ctx, nw, 4096,
+                 [&](int64_t b, int64_t e) { stream_chunk(wp + b, rp + b, e - b, nw, reads); });
     auto t1 = std::chrono::steady_clock::now();
     times.push_back(std::chrono::duration<double>(t1 - t0).count());
   }

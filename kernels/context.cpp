@@ -11,16 +11,25 @@ namespace kdnas {
 
 const char* backend_name(Backend b) {
   switch (b) {
-    case Backend::Ref: return "ref";
-    case Backend::Omp: return "omp";
-    case Backend::Onednn: return "onednn";
+    case Backend::Ref:
+      return "ref";
+    case Backend::Omp:
+      return "omp";
+    case Backend::Onednn:
+      return "onednn";
   }
   return "?";
 }
 
-bool onednn_compiled() { return KDNAS_HAVE_ONEDNN != 0; }
-bool openmp_compiled() { return KDNAS_HAVE_OPENMP != 0; }
-bool cuda_compiled() { return KDNAS_HAVE_CUDA != 0; }
+bool onednn_compiled() {
+  return KDNAS_HAVE_ONEDNN != 0;
+}
+bool openmp_compiled() {
+  return KDNAS_HAVE_OPENMP != 0;
+}
+bool cuda_compiled() {
+  return KDNAS_HAVE_CUDA != 0;
+}
 
 std::vector<Backend> compiled_cpu_backends() {
   std::vector<Backend> v{Backend::Ref, Backend::Omp};
@@ -28,7 +37,9 @@ std::vector<Backend> compiled_cpu_backends() {
   return v;
 }
 
-Backend best_cpu_backend() { return onednn_compiled() ? Backend::Onednn : Backend::Omp; }
+Backend best_cpu_backend() {
+  return onednn_compiled() ? Backend::Onednn : Backend::Omp;
+}
 
 Context::Context(Backend backend, int threads) {
   // In a CUDA build this registers the CUDA device hooks (no driver call), so CUDA tensors can

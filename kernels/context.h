@@ -17,9 +17,9 @@ namespace kdnas {
 enum class Backend : unsigned char { Ref, Omp, Onednn };
 
 const char* backend_name(Backend b);
-bool onednn_compiled();  // built with KDNAS_WITH_ONEDNN
-bool openmp_compiled();  // built with KDNAS_WITH_OPENMP
-bool cuda_compiled();    // built with the CUDA backend
+bool onednn_compiled();                        // built with KDNAS_WITH_ONEDNN
+bool openmp_compiled();                        // built with KDNAS_WITH_OPENMP
+bool cuda_compiled();                          // built with the CUDA backend
 std::vector<Backend> compiled_cpu_backends();  // {Ref, Omp[, Onednn]}
 Backend best_cpu_backend();
 

@@ -8,9 +8,12 @@ Route route_for(const Context& ctx, const char* op, const Tensor& t) {
     return Route::Cuda;
   }
   switch (ctx.backend()) {
-    case Backend::Ref: return Route::Ref;
-    case Backend::Omp: return Route::Omp;
-    case Backend::Onednn: return Route::Onednn;
+    case Backend::Ref:
+      return Route::Ref;
+    case Backend::Omp:
+      return Route::Omp;
+    case Backend::Onednn:
+      return Route::Onednn;
   }
   return Route::Ref;
 }

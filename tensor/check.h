@@ -38,21 +38,23 @@ std::string concat(const Args&... args) {
   return os.str();
 }
 
-[[noreturn]] inline void fail(const std::string& msg) { throw Error(msg); }
+[[noreturn]] inline void fail(const std::string& msg) {
+  throw Error(msg);
+}
 
 }  // namespace detail
 }  // namespace kdnas
 
 // KDNAS_CHECK(cond, "op: a is ", a.shape(), " but b is ", b.shape());
-#define KDNAS_CHECK(cond, ...)                                                   \
-  do {                                                                           \
-    if (!(cond)) ::kdnas::detail::fail(::kdnas::detail::concat(__VA_ARGS__));    \
+#define KDNAS_CHECK(cond, ...)                                                \
+  do {                                                                        \
+    if (!(cond)) ::kdnas::detail::fail(::kdnas::detail::concat(__VA_ARGS__)); \
   } while (0)
 
 // For internal invariants: the message also says where, since it is our bug, not the user's.
-#define KDNAS_ASSERT(cond)                                                                   \
-  do {                                                                                       \
-    if (!(cond))                                                                             \
-      ::kdnas::detail::fail(::kdnas::detail::concat("internal error: ", #cond, " at ",      \
-                                                    __FILE__, ":", __LINE__));              \
+#define KDNAS_ASSERT(cond)                                                                      \
+  do {                                                                                          \
+    if (!(cond))                                                                                \
+      ::kdnas::detail::fail(                                                                    \
+          ::kdnas::detail::concat("internal error: ", #cond, " at ", __FILE__, ":", __LINE__)); \
   } while (0)

@@ -53,6 +53,8 @@ void* cpu_allocate(size_t nbytes) {
   return p;
 }
 
-void cpu_deallocate(void* p) { std::free(p); }
+void cpu_deallocate(void* p) {
+  std::free(p);
+}
 
 }  // namespace kdnas

@@ -20,7 +20,9 @@ struct Device {
   std::string str() const;  // "cpu", "cuda:0"
 };
 
-inline Device cpu_device() { return Device{}; }
+inline Device cpu_device() {
+  return Device{};
+}
 Device parse_device(const std::string& s);  // "cpu", "cuda", "cuda:1"
 
 // Memory services of one device type. Copies name both devices; a backend handles any copy

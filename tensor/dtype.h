@@ -15,7 +15,7 @@ namespace kdnas {
 enum class DType : uint8_t { F32, F64, BF16, F16, I32, I64, I8, U8 };
 
 size_t dtype_size(DType t);
-const char* dtype_name(DType t);  // "f32", "bf16", ...
+const char* dtype_name(DType t);                 // "f32", "bf16", ...
 DType dtype_from_name(const std::string& name);  // inverse of dtype_name; throws on unknown
 inline bool is_floating(DType t) {
   return t == DType::F32 || t == DType::F64 || t == DType::BF16 || t == DType::F16;
@@ -47,7 +47,9 @@ inline bf16 f32_to_bf16(float f) {
   u += 0x7fffu + ((u >> 16) & 1u);
   return bf16{uint16_t(u >> 16)};
 }
-inline float bf16_to_f32(bf16 h) { return f32_from_bits(uint32_t(h.bits) << 16); }
+inline float bf16_to_f32(bf16 h) {
+  return f32_from_bits(uint32_t(h.bits) << 16);
+}
 
 inline f16 f32_to_f16(float f) {
   uint32_t u = f32_bits(f);
@@ -90,13 +92,37 @@ inline float f16_to_f32(f16 h) {
 // The DType of a C++ element type, for typed accessors.
 template <typename T>
 constexpr DType dtype_of();
-template <> constexpr DType dtype_of<float>() { return DType::F32; }
-template <> constexpr DType dtype_of<double>() { return DType::F64; }
-template <> constexpr DType dtype_of<bf16>() { return DType::BF16; }
-template <> constexpr DType dtype_of<f16>() { return DType::F16; }
-template <> constexpr DType dtype_of<int32_t>() { return DType::I32; }
-template <> constexpr DType dtype_of<int64_t>() { return DType::I64; }
-template <> constexpr DType dtype_of<int8_t>() { return DType::I8; }
-template <> constexpr DType dtype_of<uint8_t>() { return DType::U8; }
+template <>
+constexpr DType dtype_of<float>() {
+  return DType::F32;
+}
+template <>
+constexpr DType dtype_of<double>() {
+  return DType::F64;
+}
+template <>
+constexpr DType dtype_of<bf16>() {
+  return DType::BF16;
+}
+template <>
+constexpr DType dtype_of<f16>() {
+  return DType::F16;
+}
+template <>
+constexpr DType dtype_of<int32_t>() {
+  return DType::I32;
+}
+template <>
+constexpr DType dtype_of<int64_t>() {
+  return DType::I64;
+}
+template <>
+constexpr DType dtype_of<int8_t>() {
+  return DType::I8;
+}
+template <>
+constexpr DType dtype_of<uint8_t>() {
+  return DType::U8;
+}
 
 }  // namespace kdnas

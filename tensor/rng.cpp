@@ -16,6 +16,11 @@ namespace {
 template <typename Draw>
 void fill_with(Tensor& t, Draw&& draw) {
   KDNAS_CHECK(t.device().is_cpu(), "rng: fill of a ", t.device().str(), " tensor (CPU only)");
+  if (t.dtype() == DType::F32 && t.is_contiguous()) {  // the common case, without a temporary
+    float* p = t.data<float>();
+    for (int64_t i = 0; i < t.numel(); ++i) p[i] = float(draw());
+    return;
+  }
   Tensor c = Tensor::empty(t.shape(), DType::F64);
   double* p = c.data<double>();
   for (int64_t i = 0; i < c.numel(); ++i) p[i] = draw();

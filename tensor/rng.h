@@ -14,7 +14,8 @@ namespace kdnas {
 
 // The mixing function: a strong 64-bit hash (splitmix64 finaliser over seed and counter).
 inline uint64_t rng_hash(uint64_t seed, uint64_t counter) {
-  uint64_t z = seed * 0x9e3779b97f4a7c15ull + counter * 0xbf58476d1ce4e5b9ull + 0x94d049bb133111ebull;
+  uint64_t z =
+      seed * 0x9e3779b97f4a7c15ull + counter * 0xbf58476d1ce4e5b9ull + 0x94d049bb133111ebull;
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   z = z ^ (z >> 31);

@@ -25,7 +25,9 @@ Shape contiguous_strides(const Shape& s) {
   return st;
 }
 
-std::string shape_str(const Shape& s) { return detail::concat(s); }
+std::string shape_str(const Shape& s) {
+  return detail::concat(s);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Storage
@@ -107,9 +109,9 @@ Tensor Tensor::from_external(void* data, const Shape& shape, DType dtype,
                              std::shared_ptr<void> keep_alive, Device device) {
   Tensor t;
   size_t nbytes = size_t(shape_numel(shape)) * dtype_size(dtype);
-  t.storage_ = std::make_shared<Storage>(data, nbytes, device,
-                                         keep_alive ? std::move(keep_alive)
-                                                    : std::shared_ptr<void>(data, [](void*) {}));
+  t.storage_ = std::make_shared<Storage>(
+      data, nbytes, device,
+      keep_alive ? std::move(keep_alive) : std::shared_ptr<void>(data, [](void*) {}));
   t.shape_ = shape;
   t.strides_ = contiguous_strides(shape);
   t.dtype_ = dtype;
@@ -176,8 +178,8 @@ Tensor Tensor::slice(int64_t d, int64_t start, int64_t end, int64_t step) const 
 Tensor Tensor::select(int64_t d, int64_t index) const {
   d = wrap_dim(d);
   if (index < 0) index += shape_[d];
-  KDNAS_CHECK(index >= 0 && index < shape_[d], "tensor: select index ", index, " out of range for dim ",
-              d, " of shape ", shape_);
+  KDNAS_CHECK(index >= 0 && index < shape_[d], "tensor: select index ", index,
+              " out of range for dim ", d, " of shape ", shape_);
   Shape s = shape_, st = strides_;
   int64_t off = offset_ + index * strides_[d];
   s.erase(s.begin() + d);
@@ -195,8 +197,8 @@ Tensor Tensor::transpose(int64_t d0, int64_t d1) const {
 }
 
 Tensor Tensor::permute(const std::vector<int64_t>& order) const {
-  KDNAS_CHECK(int64_t(order.size()) == dim(), "tensor: permute order ", order, " does not match shape ",
-              shape_);
+  KDNAS_CHECK(int64_t(order.size()) == dim(), "tensor: permute order ", order,
+              " does not match shape ", shape_);
   std::vector<bool> seen(order.size(), false);
   Shape s(order.size()), st(order.size());
   for (size_t i = 0; i < order.size(); ++i) {
@@ -247,9 +249,8 @@ bool view_strides(const Shape& shape, const Shape& strides, const Shape& new_sha
   int64_t tensor_numel = 1, view_numel = 1;
   for (int64_t d = int64_t(shape.size()) - 1; d >= 0; --d) {
     tensor_numel *= shape[size_t(d)];
-    const bool chunk_ends =
-        d == 0 || (shape[size_t(d - 1)] != 1 &&
-                   strides[size_t(d - 1)] != tensor_numel * chunk_base_stride);
+    const bool chunk_ends = d == 0 || (shape[size_t(d - 1)] != 1 &&
+                                       strides[size_t(d - 1)] != tensor_numel * chunk_base_stride);
     if (!chunk_ends) continue;
     while (view_d >= 0 && (view_numel < tensor_numel || new_shape[size_t(view_d)] == 1)) {
       out[size_t(view_d)] = view_numel * chunk_base_stride;
@@ -308,7 +309,8 @@ Tensor Tensor::unsqueeze(int64_t d) const {
 
 Tensor Tensor::squeeze(int64_t d) const {
   d = wrap_dim(d);
-  KDNAS_CHECK(shape_[d] == 1, "tensor: squeeze of dim ", d, " of shape ", shape_, " which is not 1");
+  KDNAS_CHECK(shape_[d] == 1, "tensor: squeeze of dim ", d, " of shape ", shape_,
+              " which is not 1");
   return select(d, 0);
 }
 
@@ -317,28 +319,52 @@ Tensor Tensor::squeeze(int64_t d) const {
 
 double load_as_double(const void* p, DType dtype) {
   switch (dtype) {
-    case DType::F32: return *static_cast<const float*>(p);
-    case DType::F64: return *static_cast<const double*>(p);
-    case DType::BF16: return bf16_to_f32(*static_cast<const bf16*>(p));
-    case DType::F16: return f16_to_f32(*static_cast<const f16*>(p));
-    case DType::I32: return *static_cast<const int32_t*>(p);
-    case DType::I64: return double(*static_cast<const int64_t*>(p));
-    case DType::I8: return *static_cast<const int8_t*>(p);
-    case DType::U8: return *static_cast<const uint8_t*>(p);
+    case DType::F32:
+      return *static_cast<const float*>(p);
+    case DType::F64:
+      return *static_cast<const double*>(p);
+    case DType::BF16:
+      return bf16_to_f32(*static_cast<const bf16*>(p));
+    case DType::F16:
+      return f16_to_f32(*static_cast<const f16*>(p));
+    case DType::I32:
+      return *static_cast<const int32_t*>(p);
+    case DType::I64:
+      return double(*static_cast<const int64_t*>(p));
+    case DType::I8:
+      return *static_cast<const int8_t*>(p);
+    case DType::U8:
+      return *static_cast<const uint8_t*>(p);
   }
   return 0;
 }
 
 void store_from_double(void* p, DType dtype, double v) {
   switch (dtype) {
-    case DType::F32: *static_cast<float*>(p) = float(v); break;
-    case DType::F64: *static_cast<double*>(p) = v; break;
-    case DType::BF16: *static_cast<bf16*>(p) = f32_to_bf16(float(v)); break;
-    case DType::F16: *static_cast<f16*>(p) = f32_to_f16(float(v)); break;
-    case DType::I32: *static_cast<int32_t*>(p) = int32_t(v); break;
-    case DType::I64: *static_cast<int64_t*>(p) = int64_t(v); break;
-    case DType::I8: *static_cast<int8_t*>(p) = int8_t(v); break;
-    case DType::U8: *static_cast<uint8_t*>(p) = uint8_t(v); break;
+    case DType::F32:
+      *static_cast<float*>(p) = float(v);
+      break;
+    case DType::F64:
+      *static_cast<double*>(p) = v;
+      break;
+    case DType::BF16:
+      *static_cast<bf16*>(p) = f32_to_bf16(float(v));
+      break;
+    case DType::F16:
+      *static_cast<f16*>(p) = f32_to_f16(float(v));
+      break;
+    case DType::I32:
+      *static_cast<int32_t*>(p) = int32_t(v);
+      break;
+    case DType::I64:
+      *static_cast<int64_t*>(p) = int64_t(v);
+      break;
+    case DType::I8:
+      *static_cast<int8_t*>(p) = int8_t(v);
+      break;
+    case DType::U8:
+      *static_cast<uint8_t*>(p) = uint8_t(v);
+      break;
   }
 }
 
@@ -381,7 +407,8 @@ void strided_copy_same(T* dst, const Shape& dst_st, const T* src, const Shape& s
 }  // namespace
 
 void Tensor::copy_(const Tensor& src) {
-  KDNAS_CHECK(src.shape() == shape_, "tensor: copy_ from shape ", src.shape(), " into shape ", shape_);
+  KDNAS_CHECK(src.shape() == shape_, "tensor: copy_ from shape ", src.shape(), " into shape ",
+              shape_);
   if (numel() == 0) return;
   if (!device().is_cpu() || !src.device().is_cpu()) {
     KDNAS_CHECK(dtype_ == src.dtype() && is_contiguous() && src.is_contiguous(),
@@ -396,14 +423,22 @@ void Tensor::copy_(const Tensor& src) {
   }
   if (dtype_ == src.dtype()) {
     switch (element_size()) {
-      case 8: return strided_copy_same(static_cast<uint64_t*>(raw_data()), strides_,
-                                       static_cast<const uint64_t*>(src.raw_data()), src.strides(), shape_);
-      case 4: return strided_copy_same(static_cast<uint32_t*>(raw_data()), strides_,
-                                       static_cast<const uint32_t*>(src.raw_data()), src.strides(), shape_);
-      case 2: return strided_copy_same(static_cast<uint16_t*>(raw_data()), strides_,
-                                       static_cast<const uint16_t*>(src.raw_data()), src.strides(), shape_);
-      default: return strided_copy_same(static_cast<uint8_t*>(raw_data()), strides_,
-                                        static_cast<const uint8_t*>(src.raw_data()), src.strides(), shape_);
+      case 8:
+        return strided_copy_same(static_cast<uint64_t*>(raw_data()), strides_,
+                                 static_cast<const uint64_t*>(src.raw_data()), src.strides(),
+                                 shape_);
+      case 4:
+        return strided_copy_same(static_cast<uint32_t*>(raw_data()), strides_,
+                                 static_cast<const uint32_t*>(src.raw_data()), src.strides(),
+                                 shape_);
+      case 2:
+        return strided_copy_same(static_cast<uint16_t*>(raw_data()), strides_,
+                                 static_cast<const uint16_t*>(src.raw_data()), src.strides(),
+                                 shape_);
+      default:
+        return strided_copy_same(static_cast<uint8_t*>(raw_data()), strides_,
+                                 static_cast<const uint8_t*>(src.raw_data()), src.strides(),
+                                 shape_);
     }
   }
   // Different dtypes: convert element by element through double (exact for every pair here).
@@ -473,11 +508,12 @@ double Tensor::at(const std::vector<int64_t>& index) const {
   KDNAS_CHECK(device().is_cpu(), "tensor: at() on ", device().str());
   int64_t off = 0;
   for (size_t i = 0; i < index.size(); ++i) {
-    KDNAS_CHECK(index[i] >= 0 && index[i] < shape_[i], "tensor: index ", index, " out of range for shape ",
-                shape_);
+    KDNAS_CHECK(index[i] >= 0 && index[i] < shape_[i], "tensor: index ", index,
+                " out of range for shape ", shape_);
     off += index[i] * strides_[i];
   }
-  return load_as_double(static_cast<const char*>(raw_data()) + off * int64_t(element_size()), dtype_);
+  return load_as_double(static_cast<const char*>(raw_data()) + off * int64_t(element_size()),
+                        dtype_);
 }
 
 template <typename T>
@@ -529,8 +565,8 @@ void print_rec(std::ostream& os, const Tensor& t, std::vector<int64_t>& idx, siz
 std::string Tensor::str(int64_t max_per_dim) const {
   std::ostringstream os;
   if (!defined()) return "Tensor(undefined)";
-  os << "Tensor(" << dtype_name(dtype_) << ", shape=" << shape_str(shape_) << ", "
-     << device().str() << ")\n";
+  os << "Tensor(" << dtype_name(dtype_) << ", shape=" << shape_str(shape_) << ", " << device().str()
+     << ")\n";
   Tensor c = to(Device{});
   if (c.dim() == 0) {
     os << c.item();
@@ -543,6 +579,8 @@ std::string Tensor::str(int64_t max_per_dim) const {
   return os.str();
 }
 
-std::ostream& operator<<(std::ostream& os, const Tensor& t) { return os << t.str(); }
+std::ostream& operator<<(std::ostream& os, const Tensor& t) {
+  return os << t.str();
+}
 
 }  // namespace kdnas

@@ -85,8 +85,8 @@ class Tensor {
   void* raw_data() const;
   template <typename T>
   T* data() const {
-    KDNAS_CHECK(dtype_ == dtype_of<T>(), "tensor: data<", dtype_name(dtype_of<T>()),
-                ">() on a ", dtype_name(dtype_), " tensor");
+    KDNAS_CHECK(dtype_ == dtype_of<T>(), "tensor: data<", dtype_name(dtype_of<T>()), ">() on a ",
+                dtype_name(dtype_), " tensor");
     return static_cast<T*>(raw_data());
   }
 

@@ -32,7 +32,8 @@ Tensor noncontiguous(const Tensor& t) {
 std::string Closeness::message(const std::string& what) const {
   std::ostringstream os;
   os << what << ": max abs err " << max_abs << ", max rel err " << max_rel;
-  if (!ok) os << "; first bad index " << first_bad << " (got " << bad_got << ", want " << bad_want << ")";
+  if (!ok)
+    os << "; first bad index " << first_bad << " (got " << bad_got << ", want " << bad_want << ")";
   return os.str();
 }
 
@@ -60,10 +61,10 @@ Closeness compare(const Tensor& got, const Tensor& want, Tol tol) {
   return c;
 }
 
-void gradcheck(const std::string& what,
-               const std::function<Tensor(const std::vector<Tensor>&)>& forward,
-               const std::function<std::vector<Tensor>(const std::vector<Tensor>&, const Tensor&)>& backward,
-               std::vector<Tensor> inputs, double eps, Tol tol) {
+void gradcheck(
+    const std::string& what, const std::function<Tensor(const std::vector<Tensor>&)>& forward,
+    const std::function<std::vector<Tensor>(const std::vector<Tensor>&, const Tensor&)>& backward,
+    std::vector<Tensor> inputs, double eps, Tol tol) {
   Rng rng(1234);
   Tensor out = forward(inputs);
   Tensor w = random_tensor(out.shape(), rng, DType::F64, -1.f, 1.f);
@@ -107,7 +108,8 @@ void check_throws_with(const std::function<void()>& f, const std::vector<std::st
   }
   INFO("error message: '" << msg << "'");
   REQUIRE_MESSAGE(!msg.empty(), "expected a kdnas::Error");
-  for (const std::string& p : parts) CHECK_MESSAGE(msg.find(p) != std::string::npos, "missing '" << p << "'");
+  for (const std::string& p : parts)
+    CHECK_MESSAGE(msg.find(p) != std::string::npos, "missing '" << p << "'");
 }
 
 }  // namespace kdnas::test

@@ -48,11 +48,11 @@ struct Closeness {
 Closeness compare(const Tensor& got, const Tensor& want, Tol tol);
 
 // CHECKs that got matches want within tol, reporting max abs/rel error and the first bad index.
-#define KDNAS_CHECK_CLOSE(got, want, tol, what)                                         \
-  do {                                                                                  \
+#define KDNAS_CHECK_CLOSE(got, want, tol, what)                                             \
+  do {                                                                                      \
     const ::kdnas::test::Closeness kdnas_c_ = ::kdnas::test::compare((got), (want), (tol)); \
-    INFO(kdnas_c_.message(what));                                                       \
-    CHECK(kdnas_c_.ok);                                                                 \
+    INFO(kdnas_c_.message(what));                                                           \
+    CHECK(kdnas_c_.ok);                                                                     \
   } while (0)
 
 // Numerical gradient check in double precision.
@@ -60,10 +60,10 @@ Closeness compare(const Tensor& got, const Tensor& want, Tol tol);
 //   backward(inputs, dout) -> one gradient per input (undefined tensor = not differentiable)
 // Builds the scalar L = sum(forward(x) * w) for a fixed random w and compares each analytic
 // gradient with central differences (step eps) element by element.
-void gradcheck(const std::string& what,
-               const std::function<Tensor(const std::vector<Tensor>&)>& forward,
-               const std::function<std::vector<Tensor>(const std::vector<Tensor>&, const Tensor&)>& backward,
-               std::vector<Tensor> inputs, double eps = 1e-6, Tol tol = kF64Grad);
+void gradcheck(
+    const std::string& what, const std::function<Tensor(const std::vector<Tensor>&)>& forward,
+    const std::function<std::vector<Tensor>(const std::vector<Tensor>&, const Tensor&)>& backward,
+    std::vector<Tensor> inputs, double eps = 1e-6, Tol tol = kF64Grad);
 
 // Runs f and CHECKs that it throws kdnas::Error whose message contains every one of `parts`.
 void check_throws_with(const std::function<void()>& f, const std::vector<std::string>& parts);

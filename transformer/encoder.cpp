@@ -49,7 +49,8 @@ Shape expected_shape(const EncoderConfig& cfg, const std::string& name) {
   const int64_t C = cfg.hidden_size, FF = cfg.intermediate_size;
   auto ends = [&](const char* s) {
     const std::string suf(s);
-    return name.size() >= suf.size() && name.compare(name.size() - suf.size(), suf.size(), suf) == 0;
+    return name.size() >= suf.size() &&
+           name.compare(name.size() - suf.size(), suf.size(), suf) == 0;
   };
   if (ends("word_embeddings.weight")) return {cfg.vocab_size, C};
   if (ends("position_embeddings.weight")) return {cfg.max_position_embeddings, C};
@@ -72,14 +73,17 @@ Encoder Encoder::init_random(const EncoderConfig& cfg, uint64_t seed) {
   for (auto& [name, slot] : all_slots(e)) {
     Tensor t = Tensor::zeros(expected_shape(cfg, name));
     const bool is_ln = name.find("LayerNorm") != std::string::npos;
-    if (is_ln && name.ends_with(".weight")) t.fill_(1.0);
-    else if (!is_ln && name.ends_with(".weight")) rng.fill_normal(t, 0.f, float(cfg.initializer_range));
+    if (is_ln && name.ends_with(".weight"))
+      t.fill_(1.0);
+    else if (!is_ln && name.ends_with(".weight"))
+      rng.fill_normal(t, 0.f, float(cfg.initializer_range));
     *slot = Variable::parameter(t, name);
   }
   // Hugging Face zeroes the padding row of the embedding tables (nn.Embedding padding_idx).
   for (Variable* table : {&e.word_embeddings, &e.position_embeddings}) {
     Tensor t = table->value();
-    if (cfg.pad_token_id >= 0 && cfg.pad_token_id < t.size(0)) t.select(0, cfg.pad_token_id).fill_(0.0);
+    if (cfg.pad_token_id >= 0 && cfg.pad_token_id < t.size(0))
+      t.select(0, cfg.pad_token_id).fill_(0.0);
   }
   return e;
 }
@@ -156,10 +160,11 @@ EncoderOutput Encoder::forward(Context& ctx, const Tensor& ids, const Tensor& at
   const int64_t NH = cfg.num_attention_heads, HS = C / NH;
   KDNAS_CHECK(T + cfg.pad_token_id < cfg.max_position_embeddings, "encoder: sequence length ", T,
               " is too long for max_position_embeddings ", cfg.max_position_embeddings);
-  KDNAS_CHECK(!opt.train || opt.rng != nullptr, "encoder: training forward needs an Rng for dropout");
+  KDNAS_CHECK(!opt.train || opt.rng != nullptr,
+              "encoder: training forward needs an Rng for dropout");
   Tensor mask = attention_mask.defined() ? attention_mask : Tensor::ones({B, T}, DType::I64);
-  KDNAS_CHECK(mask.shape() == ids.shape(), "encoder: attention_mask is ", mask.shape(), " but ids are ",
-              ids.shape());
+  KDNAS_CHECK(mask.shape() == ids.shape(), "encoder: attention_mask is ", mask.shape(),
+              " but ids are ", ids.shape());
   const Tensor add_mask = additive_attention_mask(mask);
   Rng dummy(0);
   Rng& rng = opt.rng ? *opt.rng : dummy;
@@ -180,7 +185,9 @@ EncoderOutput Encoder::forward(Context& ctx, const Tensor& ids, const Tensor& at
   const double score_scale = 1.0 / std::sqrt(double(HS));
   for (const EncoderLayer& l : layers) {
     // [B, T, C] -> [B, NH, T, HS]: each head attends over its own HS-wide slice.
-    auto heads = [&](const Variable& v) { return permute(ctx, view(ctx, v, {B, T, NH, HS}), {0, 2, 1, 3}); };
+    auto heads = [&](const Variable& v) {
+      return permute(ctx, view(ctx, v, {B, T, NH, HS}), {0, 2, 1, 3});
+    };
     Variable q = heads(linear(ctx, x, l.query_w, l.query_b));
     Variable k = heads(linear(ctx, x, l.key_w, l.key_b));
     Variable v = heads(linear(ctx, x, l.value_w, l.value_b));

@@ -40,15 +40,15 @@ struct LayerAttention {
 };
 
 struct EncoderOutput {
-  std::vector<Variable> hidden;          // L + 1 states, each [B, T, C]
+  std::vector<Variable> hidden;           // L + 1 states, each [B, T, C]
   std::vector<LayerAttention> attention;  // L entries when requested, else empty
   Tensor attention_mask;                  // i64 [B, T], as given
 };
 
 struct ForwardOptions {
-  bool train = false;            // dropout on (with the config's probabilities) when true
+  bool train = false;             // dropout on (with the config's probabilities) when true
   bool return_attention = false;  // fill EncoderOutput::attention
-  Rng* rng = nullptr;            // dropout's randomness; required when train is true
+  Rng* rng = nullptr;             // dropout's randomness; required when train is true
 };
 
 class Encoder {
@@ -74,7 +74,7 @@ class Encoder {
   int64_t parameter_count(bool include_embeddings = true) const;
 
   Variable word_embeddings, position_embeddings, token_type_embeddings;  // [V, C], [P, C], [TV, C]
-  Variable emb_ln_w, emb_ln_b;                                            // [C]
+  Variable emb_ln_w, emb_ln_b;                                           // [C]
   std::vector<EncoderLayer> layers;
 
  private:

@@ -15,8 +15,8 @@ namespace kdnas {
 
 InferenceEncoder::InferenceEncoder(const Encoder& enc, DType dtype)
     : cfg_(enc.config()), dtype_(dtype) {
-  KDNAS_CHECK(dtype == DType::F32 || dtype == DType::BF16, "inference: dtype must be f32 or bf16, got ",
-              dtype_name(dtype));
+  KDNAS_CHECK(dtype == DType::F32 || dtype == DType::BF16,
+              "inference: dtype must be f32 or bf16, got ", dtype_name(dtype));
   Context ctx;
   auto w = [&](const Variable& v) { return v.value().to(dtype).contiguous(); };
   auto f = [&](const Variable& v) { return v.value().contiguous(); };
@@ -40,21 +40,21 @@ InferenceEncoder::InferenceEncoder(const Encoder& enc, DType dtype)
 
 double InferenceEncoder::flops(int64_t B, int64_t T) const {
   const double M = double(B * T), C = double(cfg_.hidden_size), FF = double(cfg_.intermediate_size);
-  const double per_layer = 2 * M * C * 3 * C   // QKV
-                           + 2 * 2 * M * T * C  // QK^T and PV over all heads
-                           + 2 * M * C * C      // attention output
+  const double per_layer = 2 * M * C * 3 * C      // QKV
+                           + 2 * 2 * M * T * C    // QK^T and PV over all heads
+                           + 2 * M * C * C        // attention output
                            + 2 * 2 * M * C * FF;  // FFN
   return per_layer * double(cfg_.num_hidden_layers);
 }
 
 Tensor InferenceEncoder::forward(Context& ctx, const Tensor& ids, const Tensor& attention_mask,
                                  bool all_hidden) {
-  KDNAS_CHECK(ids.dtype() == DType::I64 && ids.dim() == 2, "inference: ids must be i64 [B, T], got ",
-              dtype_name(ids.dtype()), " ", ids.shape());
+  KDNAS_CHECK(ids.dtype() == DType::I64 && ids.dim() == 2,
+              "inference: ids must be i64 [B, T], got ", dtype_name(ids.dtype()), " ", ids.shape());
   const int64_t B = ids.size(0), T = ids.size(1), C = cfg_.hidden_size;
   const int64_t NH = cfg_.num_attention_heads, HS = C / NH, L = cfg_.num_hidden_layers;
-  KDNAS_CHECK(T + cfg_.pad_token_id < cfg_.max_position_embeddings, "inference: sequence length ", T,
-              " is too long for max_position_embeddings ", cfg_.max_position_embeddings);
+  KDNAS_CHECK(T + cfg_.pad_token_id < cfg_.max_position_embeddings, "inference: sequence length ",
+              T, " is too long for max_position_embeddings ", cfg_.max_position_embeddings);
   Tensor mask = attention_mask.defined() ? attention_mask : Tensor::ones({B, T}, DType::I64);
   KDNAS_CHECK(mask.shape() == ids.shape(), "inference: attention_mask is ", mask.shape(),
               " but ids are ", ids.shape());
@@ -78,13 +78,13 @@ Tensor InferenceEncoder::forward(Context& ctx, const Tensor& ids, const Tensor& 
     Tensor q = q5.select(2, 0).permute({0, 2, 1, 3});  // [B, NH, T, HS]
     Tensor k = q5.select(2, 1).permute({0, 2, 1, 3});
     Tensor v = q5.select(2, 2).permute({0, 2, 1, 3});
-    Tensor scores = matmul_forward(ctx, q, k.transpose(-1, -2));       // [B, NH, T, T] f32
+    Tensor scores = matmul_forward(ctx, q, k.transpose(-1, -2));         // [B, NH, T, T] f32
     Tensor probs = softmax_forward(ctx, scores, add_mask, score_scale);  // f32
     MatmulOptions pv;
     pv.out_dtype = dtype_;
-    Tensor heads = matmul_forward(ctx, gemm_in(probs), v, pv);           // [B, NH, T, HS]
+    Tensor heads = matmul_forward(ctx, gemm_in(probs), v, pv);  // [B, NH, T, HS]
     Tensor merged = permute_copy(ctx, heads, {0, 2, 1, 3}).view({B, T, C});
-    Tensor attn = linear_forward(ctx, merged, w.wo, w.bo);               // [B, T, C] f32
+    Tensor attn = linear_forward(ctx, merged, w.wo, w.bo);  // [B, T, C] f32
     Tensor h1 = layer_norm_forward(ctx, add(ctx, x, attn), w.ln1_w, w.ln1_b, eps).out;
     Tensor ff = linear_forward(ctx, gemm_in(h1), w.w1, w.b1, Activation::Gelu, dtype_);
     Tensor ff2 = linear_forward(ctx, ff, w.w2, w.b2);

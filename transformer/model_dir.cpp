@@ -11,10 +11,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
+bool starts_with(const std::string& s, const std::string& p) {
+  return s.rfind(p, 0) == 0;
+}
 
 // Tensors of the file under their prefix-free names, f32, minus what kdnas ignores.
-std::vector<std::pair<std::string, Tensor>> read_weights(const SafetensorsFile& f, std::string& dtype) {
+std::vector<std::pair<std::string, Tensor>> read_weights(const SafetensorsFile& f,
+                                                         std::string& dtype) {
   std::vector<std::pair<std::string, Tensor>> out;
   for (const std::string& raw : f.names()) {
     std::string name = starts_with(raw, "roberta.") ? raw.substr(8) : raw;
@@ -22,8 +25,8 @@ std::vector<std::pair<std::string, Tensor>> read_weights(const SafetensorsFile& 
         starts_with(name, "lm_head.decoder."))
       continue;  // pooler unused; position_ids a buffer; the decoder is tied to the embeddings
     const TensorInfo& ti = f.info(raw);
-    KDNAS_CHECK(ti.supported && is_floating(ti.dtype) && ti.dtype != DType::F64,
-                "model: tensor '", raw, "' in ", f.path(), " has dtype ", ti.dtype_name,
+    KDNAS_CHECK(ti.supported && is_floating(ti.dtype) && ti.dtype != DType::F64, "model: tensor '",
+                raw, "' in ", f.path(), " has dtype ", ti.dtype_name,
                 " (weights must be F32, F16 or BF16)");
     if (dtype.empty()) dtype = ti.dtype_name;
     out.emplace_back(name, f.get(raw).to(DType::F32));
@@ -69,17 +72,21 @@ Model load_model_dir(const std::string& dir) {
   const int64_t C = m.config.hidden_size, V = m.config.vocab_size;
   if (has(w, "lm_head.dense.weight")) {
     MlmHead h;
-    h.dense_w = Variable::parameter(need(w, "lm_head.dense.weight", {C, C}), "lm_head.dense.weight");
+    h.dense_w =
+        Variable::parameter(need(w, "lm_head.dense.weight", {C, C}), "lm_head.dense.weight");
     h.dense_b = Variable::parameter(need(w, "lm_head.dense.bias", {C}), "lm_head.dense.bias");
-    h.ln_w = Variable::parameter(need(w, "lm_head.layer_norm.weight", {C}), "lm_head.layer_norm.weight");
-    h.ln_b = Variable::parameter(need(w, "lm_head.layer_norm.bias", {C}), "lm_head.layer_norm.bias");
+    h.ln_w =
+        Variable::parameter(need(w, "lm_head.layer_norm.weight", {C}), "lm_head.layer_norm.weight");
+    h.ln_b =
+        Variable::parameter(need(w, "lm_head.layer_norm.bias", {C}), "lm_head.layer_norm.bias");
     h.bias = Variable::parameter(need(w, "lm_head.bias", {V}), "lm_head.bias");
     h.ln_eps = m.config.layer_norm_eps;
     m.mlm = h;
   }
   if (has(w, "classifier.dense.weight")) {
     ClassificationHead h;
-    h.dense_w = Variable::parameter(need(w, "classifier.dense.weight", {C, C}), "classifier.dense.weight");
+    h.dense_w =
+        Variable::parameter(need(w, "classifier.dense.weight", {C, C}), "classifier.dense.weight");
     h.dense_b = Variable::parameter(need(w, "classifier.dense.bias", {C}), "classifier.dense.bias");
     int64_t labels = 0;
     for (const auto& [n, t] : w)
@@ -87,7 +94,8 @@ Model load_model_dir(const std::string& dir) {
     KDNAS_CHECK(labels > 0, "model: classifier.out_proj.weight is missing or not 2-D");
     h.out_w = Variable::parameter(need(w, "classifier.out_proj.weight", {labels, C}),
                                   "classifier.out_proj.weight");
-    h.out_b = Variable::parameter(need(w, "classifier.out_proj.bias", {labels}), "classifier.out_proj.bias");
+    h.out_b = Variable::parameter(need(w, "classifier.out_proj.bias", {labels}),
+                                  "classifier.out_proj.bias");
     m.classifier = h;
   }
   const fs::path tok = fs::path(dir) / kTokenizerFile;
@@ -119,11 +127,14 @@ void save_model_dir(const std::string& dir, const Model& model) {
   }
   std::vector<std::pair<std::string, Tensor>> tensors;
   for (const auto& [name, v] : model.encoder.named_parameters())
-    tensors.emplace_back(prefixed ? "roberta." + name : name, v.value().to(DType::F32).contiguous());
+    tensors.emplace_back(prefixed ? "roberta." + name : name,
+                         v.value().to(DType::F32).contiguous());
   if (model.mlm)
-    for (const auto& [name, v] : model.mlm->named_parameters()) tensors.emplace_back(name, v.value());
+    for (const auto& [name, v] : model.mlm->named_parameters())
+      tensors.emplace_back(name, v.value());
   if (model.classifier)
-    for (const auto& [name, v] : model.classifier->named_parameters()) tensors.emplace_back(name, v.value());
+    for (const auto& [name, v] : model.classifier->named_parameters())
+      tensors.emplace_back(name, v.value());
   write_safetensors((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
   write_config((fs::path(dir) / "config.json").string(), cfg);
   if (!model.tokenizer_path.empty()) {

@@ -40,8 +40,10 @@ BENCHMARK_CAPTURE(BM_gelu_backward, omp, Backend::Omp)->Apply(shapes);
 // The oneDNN variants exist only in builds with oneDNN.
 [[maybe_unused]] const bool registered = [] {
   if (!onednn_compiled()) return false;
-  benchmark::RegisterBenchmark("BM_gelu_forward/onednn", BM_gelu_forward, Backend::Onednn)->Apply(shapes);
-  benchmark::RegisterBenchmark("BM_gelu_backward/onednn", BM_gelu_backward, Backend::Onednn)->Apply(shapes);
+  benchmark::RegisterBenchmark("BM_gelu_forward/onednn", BM_gelu_forward, Backend::Onednn)
+      ->Apply(shapes);
+  benchmark::RegisterBenchmark("BM_gelu_backward/onednn", BM_gelu_backward, Backend::Onednn)
+      ->Apply(shapes);
   return true;
 }();
 

@@ -61,21 +61,24 @@ KDNAS_CPU_CLONES void scale_chunk(float* out, const float* inp, float alpha, int
 }  // namespace
 
 void gelu_forward_cpu(Context& ctx, float* out, const float* inp, int64_t n) {
-  parallel_for(ctx, n, kGrain, [&](int64_t b, int64_t e) { gelu_fwd_chunk(out + b, inp + b, e - b); });
+  parallel_for(ctx, n, kGrain,
+               [&](int64_t b, int64_t e) { gelu_fwd_chunk(out + b, inp + b, e - b); });
 }
 void gelu_backward_cpu(Context& ctx, float* dinp, const float* dout, const float* inp, int64_t n) {
   parallel_for(ctx, n, kGrain,
                [&](int64_t b, int64_t e) { gelu_bwd_chunk(dinp + b, dout + b, inp + b, e - b); });
 }
 void tanh_forward_cpu(Context& ctx, float* out, const float* inp, int64_t n) {
-  parallel_for(ctx, n, kGrain, [&](int64_t b, int64_t e) { tanh_fwd_chunk(out + b, inp + b, e - b); });
+  parallel_for(ctx, n, kGrain,
+               [&](int64_t b, int64_t e) { tanh_fwd_chunk(out + b, inp + b, e - b); });
 }
 void tanh_backward_cpu(Context& ctx, float* dinp, const float* dout, const float* out, int64_t n) {
   parallel_for(ctx, n, kGrain,
                [&](int64_t b, int64_t e) { tanh_bwd_chunk(dinp + b, dout + b, out + b, e - b); });
 }
 void relu_forward_cpu(Context& ctx, float* out, const float* inp, int64_t n) {
-  parallel_for(ctx, n, kGrain, [&](int64_t b, int64_t e) { relu_fwd_chunk(out + b, inp + b, e - b); });
+  parallel_for(ctx, n, kGrain,
+               [&](int64_t b, int64_t e) { relu_fwd_chunk(out + b, inp + b, e - b); });
 }
 void relu_backward_cpu(Context& ctx, float* dinp, const float* dout, const float* inp, int64_t n) {
   parallel_for(ctx, n, kGrain,
@@ -111,13 +114,14 @@ void gelu_backward_onednn(Context& ctx, float* dinp, const float* dout, const fl
   const auto& e = onednn_cached(ctx, "gelu_bwd:" + std::to_string(n), [&] {
     eltwise_forward::primitive_desc hint(
         {prop_kind::forward_training, algorithm::eltwise_gelu_erf, md, 0.f, 0.f}, st.engine);
-    eltwise_backward::primitive_desc pd({algorithm::eltwise_gelu_erf, md, md, 0.f, 0.f},
-                                        st.engine, hint);
+    eltwise_backward::primitive_desc pd({algorithm::eltwise_gelu_erf, md, md, 0.f, 0.f}, st.engine,
+                                        hint);
     return OnednnState::Entry{eltwise_backward(pd), pd};
   });
   memory src(md, st.engine, const_cast<float*>(inp)), ddst(md, st.engine, const_cast<float*>(dout)),
       dsrc(md, st.engine, dinp);
-  e.prim.execute(st.stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, ddst}, {DNNL_ARG_DIFF_SRC, dsrc}});
+  e.prim.execute(st.stream,
+                 {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, ddst}, {DNNL_ARG_DIFF_SRC, dsrc}});
   st.stream.wait();
 }
 #else

@@ -16,18 +16,27 @@ const OnednnState::Entry& onednn_cached(Context& ctx, const std::string& key,
   return it->second;
 }
 
-dnnl::memory::dims onednn_dims(const Shape& s) { return dnnl::memory::dims(s.begin(), s.end()); }
+dnnl::memory::dims onednn_dims(const Shape& s) {
+  return dnnl::memory::dims(s.begin(), s.end());
+}
 
 dnnl::memory::data_type onednn_dtype(DType dt) {
   using dt_t = dnnl::memory::data_type;
   switch (dt) {
-    case DType::F32: return dt_t::f32;
-    case DType::BF16: return dt_t::bf16;
-    case DType::F16: return dt_t::f16;
-    case DType::I32: return dt_t::s32;
-    case DType::I8: return dt_t::s8;
-    case DType::U8: return dt_t::u8;
-    default: break;
+    case DType::F32:
+      return dt_t::f32;
+    case DType::BF16:
+      return dt_t::bf16;
+    case DType::F16:
+      return dt_t::f16;
+    case DType::I32:
+      return dt_t::s32;
+    case DType::I8:
+      return dt_t::s8;
+    case DType::U8:
+      return dt_t::u8;
+    default:
+      break;
   }
   detail::fail(detail::concat("onednn: dtype ", dtype_name(dt), " has no oneDNN equivalent"));
 }

@@ -47,13 +47,13 @@ void scale_forward_ref(T* out, const T* inp, T alpha, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = alpha * inp[i];
 }
 
-#define KDNAS_INSTANTIATE(T)                                                  \
-  template void gelu_forward_ref<T>(T*, const T*, int64_t);                   \
-  template void gelu_backward_ref<T>(T*, const T*, const T*, int64_t);        \
-  template void tanh_forward_ref<T>(T*, const T*, int64_t);                   \
-  template void tanh_backward_ref<T>(T*, const T*, const T*, int64_t);        \
-  template void relu_forward_ref<T>(T*, const T*, int64_t);                   \
-  template void relu_backward_ref<T>(T*, const T*, const T*, int64_t);        \
+#define KDNAS_INSTANTIATE(T)                                           \
+  template void gelu_forward_ref<T>(T*, const T*, int64_t);            \
+  template void gelu_backward_ref<T>(T*, const T*, const T*, int64_t); \
+  template void tanh_forward_ref<T>(T*, const T*, int64_t);            \
+  template void tanh_backward_ref<T>(T*, const T*, const T*, int64_t); \
+  template void relu_forward_ref<T>(T*, const T*, int64_t);            \
+  template void relu_backward_ref<T>(T*, const T*, const T*, int64_t); \
   template void scale_forward_ref<T>(T*, const T*, T, int64_t);
 KDNAS_INSTANTIATE(float)
 KDNAS_INSTANTIATE(double)

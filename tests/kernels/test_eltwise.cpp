@@ -62,43 +62,44 @@ void check_gradient(const char* name, Fwd fwd, Bwd bwd, bool saves_output) {
 }  // namespace
 
 TEST_SUITE("kernels") {
-TEST_CASE("gelu matches the reference on every backend") {
-  check_against_ref("gelu", gelu_forward, gelu_backward, false);
-}
-TEST_CASE("tanh matches the reference on every backend") {
-  check_against_ref("tanh", tanh_forward, tanh_backward, true);
-}
-TEST_CASE("relu matches the reference on every backend") {
-  check_against_ref("relu", relu_forward, relu_backward, false);
-}
-TEST_CASE("scale matches the reference on every backend") {
-  check_against_ref("scale", [](Context& c, const Tensor& x) { return scale_forward(c, x, -0.37); },
-                    nullptr, false);
-}
+  TEST_CASE("gelu matches the reference on every backend") {
+    check_against_ref("gelu", gelu_forward, gelu_backward, false);
+  }
+  TEST_CASE("tanh matches the reference on every backend") {
+    check_against_ref("tanh", tanh_forward, tanh_backward, true);
+  }
+  TEST_CASE("relu matches the reference on every backend") {
+    check_against_ref("relu", relu_forward, relu_backward, false);
+  }
+  TEST_CASE("scale matches the reference on every backend") {
+    check_against_ref(
+        "scale", [](Context& c, const Tensor& x) { return scale_forward(c, x, -0.37); }, nullptr,
+        false);
+  }
 
-TEST_CASE("gelu, tanh, relu, scale: numerical gradients in double") {
-  check_gradient("gelu", gelu_forward, gelu_backward, false);
-  check_gradient("tanh", tanh_forward, tanh_backward, true);
-  check_gradient("relu", relu_forward, relu_backward, false);
-  check_gradient(
-      "scale", [](Context& c, const Tensor& x) { return scale_forward(c, x, 2.5); },
-      [](Context& c, const Tensor& d, const Tensor&) { return scale_forward(c, d, 2.5); }, false);
-}
+  TEST_CASE("gelu, tanh, relu, scale: numerical gradients in double") {
+    check_gradient("gelu", gelu_forward, gelu_backward, false);
+    check_gradient("tanh", tanh_forward, tanh_backward, true);
+    check_gradient("relu", relu_forward, relu_backward, false);
+    check_gradient(
+        "scale", [](Context& c, const Tensor& x) { return scale_forward(c, x, 2.5); },
+        [](Context& c, const Tensor& d, const Tensor&) { return scale_forward(c, d, 2.5); }, false);
+  }
 
-TEST_CASE("gelu reference values") {
-  Context ref(Backend::Ref);
-  Tensor x = Tensor::from_vector<double>({-1.0, 0.0, 0.5, 2.0}, {4});
-  // 0.5 x (1 + erf(x / sqrt 2)), computed independently.
-  std::vector<double> want{-0.15865525393145707, 0.0, 0.34573123063700656, 1.9544997361036416};
-  std::vector<double> got = gelu_forward(ref, x).to_vector<double>();
-  for (size_t i = 0; i < 4; ++i) CHECK(got[i] == doctest::Approx(want[i]).epsilon(1e-12));
-}
+  TEST_CASE("gelu reference values") {
+    Context ref(Backend::Ref);
+    Tensor x = Tensor::from_vector<double>({-1.0, 0.0, 0.5, 2.0}, {4});
+    // 0.5 x (1 + erf(x / sqrt 2)), computed independently.
+    std::vector<double> want{-0.15865525393145707, 0.0, 0.34573123063700656, 1.9544997361036416};
+    std::vector<double> got = gelu_forward(ref, x).to_vector<double>();
+    for (size_t i = 0; i < 4; ++i) CHECK(got[i] == doctest::Approx(want[i]).epsilon(1e-12));
+  }
 
-TEST_CASE("eltwise misuse names the op and the shapes") {
-  Context ctx;
-  Tensor x = Tensor::zeros({2, 3}), d = Tensor::zeros({3, 2});
-  check_throws_with([&] { gelu_backward(ctx, d, x); }, {"gelu_backward", "[3, 2]", "[2, 3]"});
-  check_throws_with([&] { relu_forward(ctx, Tensor::zeros({4}, DType::I32)); }, {"relu", "i32"});
-  check_throws_with([&] { tanh_forward(ctx, Tensor()); }, {"tanh", "undefined"});
-}
+  TEST_CASE("eltwise misuse names the op and the shapes") {
+    Context ctx;
+    Tensor x = Tensor::zeros({2, 3}), d = Tensor::zeros({3, 2});
+    check_throws_with([&] { gelu_backward(ctx, d, x); }, {"gelu_backward", "[3, 2]", "[2, 3]"});
+    check_throws_with([&] { relu_forward(ctx, Tensor::zeros({4}, DType::I32)); }, {"relu", "i32"});
+    check_throws_with([&] { tanh_forward(ctx, Tensor()); }, {"tanh", "undefined"});
+  }
 }
