@@ -217,9 +217,11 @@ class CudaDeviceHooks final : public DeviceHooks {
       DeviceGuard guard(dst_dev.is_cpu() ? src_dev.index : dst_dev.index);
       KDNAS_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDefault, s));
     }
-    // Host memory here is pageable: a copy from it returns once the bytes are staged (the
-    // source may then be freed), but a copy to it must be waited for before the host reads.
-    if (dst_dev.is_cpu()) KDNAS_CUDA_CHECK(cudaStreamSynchronize(s));
+    // A copy that touches host memory is waited for: the host may read the destination, or
+    // free the (pageable) source, as soon as Tensor::copy_ returns. CUDA documents that a copy
+    // from pageable memory returns once the bytes are staged, but waiting does not depend on
+    // how a driver stages them, and host <-> device copies are rare (weights, inputs, results).
+    if (dst_dev.is_cpu() || src_dev.is_cpu()) KDNAS_CUDA_CHECK(cudaStreamSynchronize(s));
   }
 };
 

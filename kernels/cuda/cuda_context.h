@@ -8,8 +8,8 @@
 // "op: built without CUDA" first).
 //
 // One Context = one CUDA stream + one cuBLAS handle + one cuBLASLt handle (CudaState, created on
-// the first CUDA op that the Context runs). Kernels are asynchronous on that stream; copies to
-// the host (Tensor::to(cpu), item(), to_vector()) wait for it.
+// the first CUDA op that the Context runs). Kernels are asynchronous on that stream; copies
+// between host and device (Tensor::to, item(), to_vector()) wait for it.
 #pragma once
 
 #include <string>
