@@ -61,9 +61,9 @@ Tensor embedding_forward(Context& ctx, const Tensor& ids, const Tensor& table) {
 
 namespace {
 
-// Checks shared by both backward variants; returns the contiguous i64 ids.
-Tensor check_backward(const char* op, const Tensor& dout, const Tensor& ids, int64_t V,
-                      int64_t padding_idx) {
+// Checks shared by both backward variants.
+void check_backward(const char* op, const Tensor& dout, const Tensor& ids, int64_t V,
+                    int64_t padding_idx) {
   check_dtype(op, "dout", dout, {DType::F32, DType::F64});
   check_dtype(op, "ids", ids, {DType::I64, DType::I32});
   check_same_device(op, {&dout, &ids});
@@ -74,7 +74,6 @@ Tensor check_backward(const char* op, const Tensor& dout, const Tensor& ids, int
   for (int64_t d = 0; prefix_ok && d < ids.dim(); ++d) prefix_ok = dout.size(d) == ids.size(d);
   KDNAS_CHECK(prefix_ok, op, ": dout is ", dout.shape(), " but ids is ", ids.shape(),
               " (dout must be ids' shape + [C])");
-  return checked_ids(op, ids, V);
 }
 
 }  // namespace
@@ -82,8 +81,9 @@ Tensor check_backward(const char* op, const Tensor& dout, const Tensor& ids, int
 Tensor embedding_backward(Context& ctx, const Tensor& dout, const Tensor& ids, int64_t V,
                           int64_t padding_idx) {
   const char* op = "embedding_backward";
-  Tensor idc = check_backward(op, dout, ids, V, padding_idx);
+  check_backward(op, dout, ids, V, padding_idx);
   const Route r = route_for(ctx, op, dout);
+  Tensor idc = checked_ids(op, ids, V);
   const int64_t C = dout.size(-1), N = ids.numel();
   Tensor dc = dout.contiguous();
   Tensor dtable = Tensor::empty({V, C}, dout.dtype(), dout.device());
@@ -112,10 +112,11 @@ void embedding_backward_accumulate(Context& ctx, const Tensor& dtable, const Ten
   KDNAS_CHECK(dtable.is_contiguous(), op, ": dtable ", dtable.shape(),
               " must be contiguous (it is updated in place)");
   const int64_t V = dtable.size(0), C = dtable.size(1), N = ids.numel();
-  Tensor idc = check_backward(op, dout, ids, V, padding_idx);
+  check_backward(op, dout, ids, V, padding_idx);
   KDNAS_CHECK(dout.size(-1) == C, op, ": dout is ", dout.shape(), " but dtable is ", dtable.shape(),
               " (last dims differ)");
   const Route r = route_for(ctx, op, dout);
+  Tensor idc = checked_ids(op, ids, V);
   Tensor dc = dout.contiguous();
   if (r == Route::Ref || dout.dtype() == DType::F64) {
     KDNAS_CHECK(dout.device().is_cpu(), op, ": f64 runs on the CPU reference only");
