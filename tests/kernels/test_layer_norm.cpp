@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "kernels/cpu/layer_norm_cpu.h"
 #include "kernels/layer_norm.h"
 #include "tests/test_util.h"
 
@@ -61,6 +62,40 @@ TEST_CASE("layer_norm matches the reference on every backend") {
         check_one(ctx, ref, noncontiguous(x), noncontiguous(gamma), noncontiguous(beta),
                   noncontiguous(dout), what + " strided");
       }
+    }
+  }
+}
+
+TEST_CASE("layer_norm: the oneDNN primitive kernels match the reference") {
+  // Route::Onednn may run the OpenMP kernels (kernels/layer_norm.cpp says which and why); the
+  // oneDNN ones are kept for re-measuring on other machines, and checked here directly.
+  if (!onednn_compiled()) return;
+  Context ctx(Backend::Onednn), ref(Backend::Ref);
+  Rng rng(5);
+  for (int64_t C : kCs) {
+    for (int64_t rows : kRows) {
+      Tensor x = random_tensor({rows, C}, rng, DType::F32, -2.f, 4.f);
+      Tensor gamma = random_tensor({C}, rng, DType::F32, 0.5f, 1.5f);
+      Tensor beta = random_tensor({C}, rng, DType::F32, -0.5f, 0.5f);
+      Tensor dout = random_tensor({rows, C}, rng);
+      const std::string what = "layer_norm onednn primitive " + shape_str({rows, C});
+      LayerNormOutput want = layer_norm_forward(ref, x, gamma, beta, 1e-5);
+      LayerNormOutput got{Tensor::empty({rows, C}), Tensor::empty({rows}), Tensor::empty({rows})};
+      layer_norm_forward_onednn(ctx, got.out.data<float>(), got.mean.data<float>(),
+                                got.rstd.data<float>(), x.data<float>(), gamma.data<float>(),
+                                beta.data<float>(), rows, C, 1e-5f);
+      KDNAS_CHECK_CLOSE(got.out, want.out, kF32, what + " out");
+      KDNAS_CHECK_CLOSE(got.mean, want.mean, kF32, what + " mean");
+      KDNAS_CHECK_CLOSE(got.rstd, want.rstd, kF32, what + " rstd");
+      LayerNormGrads gw = layer_norm_backward(ref, dout, x, gamma, want.mean, want.rstd);
+      LayerNormGrads gg{Tensor::empty({rows, C}), Tensor::empty({C}), Tensor::empty({C})};
+      layer_norm_backward_onednn(ctx, gg.dx.data<float>(), gg.dgamma.data<float>(),
+                                 gg.dbeta.data<float>(), dout.data<float>(), x.data<float>(),
+                                 gamma.data<float>(), want.mean.data<float>(),
+                                 want.rstd.data<float>(), rows, C);
+      KDNAS_CHECK_CLOSE(gg.dx, gw.dx, kF32, what + " dx");
+      KDNAS_CHECK_CLOSE(gg.dgamma, gw.dgamma, kParamGrad, what + " dgamma");
+      KDNAS_CHECK_CLOSE(gg.dbeta, gw.dbeta, kParamGrad, what + " dbeta");
     }
   }
 }
