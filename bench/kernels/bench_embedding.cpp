@@ -1,6 +1,7 @@
 // Embedding lookup and its scatter-add gradient at XLM-R-like sizes: ids [B, T] = [8, 128],
-// a table of 50000 x 768 (a stand-in for XLM-R's 250002 rows; the gradient's cost is the
-// dense table write, so it scales with V). Memory-bound: reports GB/s and x_stream.
+// a table of 50000 x 768 (a stand-in for XLM-R's 250002 rows; the dense gradient's cost is the
+// table write, and the page faults of a fresh allocation that size, so it scales with V; the
+// accumulating gradient touches N rows only). Memory-bound: reports GB/s and x_stream.
 #include "bench/bench_util.h"
 #include "kernels/embedding.h"
 #include "tensor/rng.h"
@@ -44,12 +45,31 @@ void BM_embedding_backward(benchmark::State& state, Backend be) {
             [&] { benchmark::DoNotOptimize(embedding_backward(ctx, dout, ids, V).raw_data()); });
 }
 
+// The accumulating gradient into a persistent [V, C] buffer (a parameter's .grad): touches only
+// the N rows that occur, no allocation, no page faults.
+void BM_embedding_backward_accumulate(benchmark::State& state, Backend be) {
+  Context ctx(be, bench_threads()), ref(Backend::Ref);
+  const int64_t N = state.range(0), V = state.range(1), C = state.range(2);
+  Rng rng(0);
+  Tensor ids = bench_ids(N, V, rng), dout = Tensor::empty({N, C});
+  rng.fill_uniform(dout, -1.f, 1.f);
+  Tensor got = Tensor::zeros({V, C}), want = Tensor::zeros({V, C});
+  embedding_backward_accumulate(ctx, got, dout, ids);
+  embedding_backward_accumulate(ref, want, dout, ids);
+  if (!validate(state, got, want, 0, 0)) return;
+  const size_t rows = size_t(N * C) * sizeof(float);
+  // Reads dout and read-modify-writes N rows of the table.
+  run_timed(state, ctx, {3.0 * double(rows), 0, 2 * rows, rows},
+            [&] { embedding_backward_accumulate(ctx, got, dout, ids); });
+}
+
 void shapes(benchmark::internal::Benchmark* b) {
   b->Args({8 * 128, 50000, 768})->UseManualTime()->Unit(benchmark::kMicrosecond);
 }
 
 BENCHMARK_CAPTURE(BM_embedding_forward, omp, Backend::Omp)->Apply(shapes);
 BENCHMARK_CAPTURE(BM_embedding_backward, omp, Backend::Omp)->Apply(shapes);
+BENCHMARK_CAPTURE(BM_embedding_backward_accumulate, omp, Backend::Omp)->Apply(shapes);
 
 }  // namespace
 }  // namespace kdnas::bench
