@@ -42,7 +42,9 @@ void BM_softmax_forward(benchmark::State& state, Backend be) {
                 softmax_forward(ref, c.x, c.mask, c.scale), 1e-5, 1e-5))
     return;
   const size_t data = c.x.nbytes(), mask = c.mask.defined() ? c.mask.nbytes() : 0;
-  run_timed(state, ctx, {double(2 * data + mask), 0, data + mask, data}, [&] {
+  // The streaming baseline leaves out the mask (1/(12*128) of x for attention): bench_util's
+  // pass reads a whole multiple of what it writes, so the mask bytes would make it read x twice.
+  run_timed(state, ctx, {double(2 * data + mask), 0, data, data}, [&] {
     benchmark::DoNotOptimize(softmax_forward(ctx, c.x, c.mask, c.scale).raw_data());
   });
 }
