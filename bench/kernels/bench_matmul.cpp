@@ -9,11 +9,18 @@
 //               target is x_bare <= 1.11 (the op reaches >= 90% of bare oneDNN).
 //   alloc_frac  the part of the op's time spent allocating its output and touching its pages
 //               once (measured alone, in the same loop).
-// best_GFLOP/s and bare_best_GFLOP/s use the fastest iteration instead of the median: on a
-// machine shared with other jobs that is the closer estimate of what the kernel can do.
+// On a machine shared with other jobs, wall time measures the other jobs as much as the kernel,
+// so two more estimates:
+//   best_GFLOP/s      the fastest iteration instead of the median;
+//   cpu_GFLOP/s       flops / (process CPU seconds per call / threads): the rate if each
+//                     thread had a core to itself (honest only with OMP_WAIT_POLICY=PASSIVE,
+//                     since spinning threads burn CPU time without doing work);
+//   x_bare_cpu        op CPU time / bare CPU time, the contention-proof x_bare.
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <ctime>
+#include <utility>
 #include <vector>
 
 #include "bench/bench_util.h"
@@ -32,6 +39,19 @@ double seconds_of(const std::function<void()>& fn) {
   auto t0 = std::chrono::steady_clock::now();
   fn();
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+double process_cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
+// Wall and process CPU seconds of one call.
+std::pair<double, double> times_of(const std::function<void()>& fn) {
+  const double c0 = process_cpu_seconds();
+  const double wall = seconds_of(fn);
+  return {wall, process_cpu_seconds() - c0};
 }
 
 double median(std::vector<double> v) {
@@ -90,9 +110,9 @@ class BareMatmul {
 
 // Times op() per iteration (the benchmark's time), and alongside it the bare oneDNN run on the
 // same operands and the allocation + first touch of an output of the same size.
-void run_gemm(benchmark::State& state, Backend be, double flops, const Tensor& a, const Tensor& b,
-              const Tensor& bias, bool gelu, const std::function<Tensor()>& op) {
-  std::vector<double> t_op, t_bare, t_alloc;
+void run_gemm(benchmark::State& state, Backend be, int threads, double flops, const Tensor& a,
+              const Tensor& b, const Tensor& bias, bool gelu, const std::function<Tensor()>& op) {
+  std::vector<double> t_op, c_op, t_bare, c_bare, t_alloc;
   Tensor sample = op();
 #if KDNAS_HAVE_ONEDNN
   std::unique_ptr<BareMatmul> bare;
@@ -104,11 +124,16 @@ void run_gemm(benchmark::State& state, Backend be, double flops, const Tensor& a
   }
 #endif
   for (auto _ : state) {
-    const double s = seconds_of([&] { benchmark::DoNotOptimize(op().raw_data()); });
+    const auto [s, c] = times_of([&] { benchmark::DoNotOptimize(op().raw_data()); });
     state.SetIterationTime(s);
     t_op.push_back(s);
+    c_op.push_back(c);
 #if KDNAS_HAVE_ONEDNN
-    if (bare) t_bare.push_back(seconds_of([&] { bare->run(); }));
+    if (bare) {
+      const auto [bs, bc] = times_of([&] { bare->run(); });
+      t_bare.push_back(bs);
+      c_bare.push_back(bc);
+    }
 #endif
     t_alloc.push_back(seconds_of([&] {
       Tensor o = Tensor::empty(sample.shape(), sample.dtype());
@@ -120,11 +145,12 @@ void run_gemm(benchmark::State& state, Backend be, double flops, const Tensor& a
   const double op_s = median(t_op), op_best = *std::min_element(t_op.begin(), t_op.end());
   state.counters["GFLOP/s"] = flops / op_s / 1e9;
   state.counters["best_GFLOP/s"] = flops / op_best / 1e9;
+  state.counters["cpu_GFLOP/s"] = flops / (median(c_op) / threads) / 1e9;
   if (!t_bare.empty()) {
-    const double bare_best = *std::min_element(t_bare.begin(), t_bare.end());
     state.counters["x_bare"] = op_s / median(t_bare);
+    state.counters["x_bare_cpu"] = median(c_op) / median(c_bare);
     state.counters["bare_GFLOP/s"] = flops / median(t_bare) / 1e9;
-    state.counters["bare_best_GFLOP/s"] = flops / bare_best / 1e9;
+    state.counters["bare_cpu_GFLOP/s"] = flops / (median(c_bare) / threads) / 1e9;
   }
   state.counters["alloc_frac"] = median(t_alloc) / op_s;
 }
@@ -150,7 +176,7 @@ void BM_matmul(benchmark::State& state, Backend be, DType dt) {
   rng.fill_uniform(a, -1.f, 1.f);
   rng.fill_uniform(b, -0.1f, 0.1f);
   if (!validate_rows(state, matmul_forward(ctx, a, b), a, b, {}, false)) return;
-  run_gemm(state, be, 2.0 * M * K * N, a, b, {}, false, [&] { return matmul_forward(ctx, a, b); });
+  run_gemm(state, be, ctx.threads(), 2.0 * M * K * N, a, b, {}, false, [&] { return matmul_forward(ctx, a, b); });
 }
 
 // linear: x [M, K] · w[N, K]ᵀ + bias, GELU: the FFN's first layer.
@@ -164,7 +190,7 @@ void BM_linear_gelu(benchmark::State& state, Backend be, DType dt) {
   rng.fill_uniform(bias, -1.f, 1.f);
   auto op = [&] { return linear_forward(ctx, x, w, bias, Activation::Gelu); };
   if (!validate_rows(state, op(), x, w.transpose(0, 1), bias, true)) return;
-  run_gemm(state, be, 2.0 * M * K * N, x, w.transpose(0, 1), bias, true, op);
+  run_gemm(state, be, ctx.threads(), 2.0 * M * K * N, x, w.transpose(0, 1), bias, true, op);
 }
 
 // Attention at XLM-R's B = 8, NH = 12, T = 128, HS = 64. range(0): 0 = QKᵀ, 1 = PV;
@@ -200,7 +226,7 @@ void BM_attention(benchmark::State& state, Backend be, DType dt) {
   auto op = [&] { return matmul_forward(ctx, x, y); };
   if (!validate_rows(state, op(), x, y, {}, false)) return;
   const double flops = 2.0 * B * NH * T * T * HS;
-  run_gemm(state, be, flops, x, y, {}, false, op);
+  run_gemm(state, be, ctx.threads(), flops, x, y, {}, false, op);
 }
 
 void gemm_shapes(benchmark::internal::Benchmark* b) {
