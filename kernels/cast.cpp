@@ -12,11 +12,16 @@ namespace {
 template <typename F>
 void dispatch_floating(DType dt, F&& f) {
   switch (dt) {
-    case DType::F32: return f.template operator()<float>();
-    case DType::F64: return f.template operator()<double>();
-    case DType::BF16: return f.template operator()<bf16>();
-    case DType::F16: return f.template operator()<f16>();
-    default: KDNAS_ASSERT(false);
+    case DType::F32:
+      return f.template operator()<float>();
+    case DType::F64:
+      return f.template operator()<double>();
+    case DType::BF16:
+      return f.template operator()<bf16>();
+    case DType::F16:
+      return f.template operator()<f16>();
+    default:
+      KDNAS_ASSERT(false);
   }
 }
 

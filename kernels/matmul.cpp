@@ -24,7 +24,9 @@ bool plain_matrix(int64_t rows, int64_t cols, int64_t& rs, int64_t& cs) {
 }
 
 // The batch dims of t (all but the last two).
-Shape batch_of(const Tensor& t) { return Shape(t.shape().begin(), t.shape().end() - 2); }
+Shape batch_of(const Tensor& t) {
+  return Shape(t.shape().begin(), t.shape().end() - 2);
+}
 
 // t's stride along each dim of `batch` (right-aligned); 0 where t broadcasts (missing or size 1).
 Shape batch_strides(const Tensor& t, const Shape& batch) {
@@ -129,8 +131,8 @@ void check_bias(const char* op, const Tensor& bias, DType in, int64_t N, const T
                 const Tensor& b, const char* b_name) {
   if (!bias.defined()) return;
   check_dtype(op, "bias", bias, {in == DType::F64 ? DType::F64 : DType::F32});
-  KDNAS_CHECK(bias.dim() == 1 && bias.size(0) == N, op, ": bias is ", bias.shape(), " but ",
-              b_name, " ", b.shape(), " gives N = ", N, " outputs (x/a is ", a.shape(), ")");
+  KDNAS_CHECK(bias.dim() == 1 && bias.size(0) == N, op, ": bias is ", bias.shape(), " but ", b_name,
+              " ", b.shape(), " gives N = ", N, " outputs (x/a is ", a.shape(), ")");
 }
 
 // ---- the K = 0 corner -----------------------------------------------------------------------
@@ -256,9 +258,8 @@ Tensor linear_forward(Context& ctx, const Tensor& x, const Tensor& w, const Tens
   const char* op = "linear";
   check_dtype(op, "x", x, {DType::F32, DType::BF16, DType::F64});
   check_dtype(op, "w", w, {x.dtype()});
-  KDNAS_CHECK(x.dim() >= 1 && w.dim() == 2 && x.size(-1) == w.size(1), op, ": x is ",
-              x.shape(), " but w is ", w.shape(),
-              " (w must be [N, K] with K = x's last dim)");
+  KDNAS_CHECK(x.dim() >= 1 && w.dim() == 2 && x.size(-1) == w.size(1), op, ": x is ", x.shape(),
+              " but w is ", w.shape(), " (w must be [N, K] with K = x's last dim)");
   check_bias(op, bias, x.dtype(), w.size(0), x, w, "w");
   matmul_out_dtype(op, x.dtype(), out_dtype);
   Shape out_shape = x.shape();
@@ -347,8 +348,8 @@ LinearGrads linear_backward(Context& ctx, const Tensor& dout, const Tensor& x, c
   const char* op = "linear_backward";
   check_dtype(op, "x", x, {DType::F32, DType::BF16, DType::F64});
   check_dtype(op, "w", w, {x.dtype()});
-  KDNAS_CHECK(x.dim() >= 1 && w.dim() == 2 && x.size(-1) == w.size(1), op, ": x is ",
-              x.shape(), " but w is ", w.shape(), " (w must be [N, K] with K = x's last dim)");
+  KDNAS_CHECK(x.dim() >= 1 && w.dim() == 2 && x.size(-1) == w.size(1), op, ": x is ", x.shape(),
+              " but w is ", w.shape(), " (w must be [N, K] with K = x's last dim)");
   Shape out_shape = x.shape();
   out_shape.back() = w.size(0);
   check_backward(op, dout, x, w, out_shape);
@@ -374,9 +375,8 @@ LinearGrads linear_backward(Context& ctx, const Tensor& dout, const Tensor& x, c
     if (r == Route::Ref || x.dtype() == DType::F64) {
       Tensor d = cast(ctx, d2, x.dtype() == DType::F64 ? DType::F64 : DType::F32).contiguous();
       g.db = Tensor::empty({N}, d.dtype());
-      dispatch_float(op, d.dtype(), [&]<typename T>() {
-        bias_backward_ref(g.db.data<T>(), d.data<T>(), M, N);
-      });
+      dispatch_float(op, d.dtype(),
+                     [&]<typename T>() { bias_backward_ref(g.db.data<T>(), d.data<T>(), M, N); });
     } else {
       Tensor d = cast(ctx, d2, DType::F32).contiguous();
       g.db = Tensor::empty({N}, DType::F32, d.device());

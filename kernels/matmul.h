@@ -28,10 +28,10 @@ enum class Activation : unsigned char {
 };
 
 struct MatmulOptions {
-  Tensor bias;                         // [N], added to every row; undefined = no bias
-  Activation act = Activation::None;   // applied after the bias
-  DType out_dtype = DType::F32;        // F32 or BF16 (BF16 only with bf16 operands); f64
-                                       // operands always give f64 (leave F32 or say F64)
+  Tensor bias;                        // [N], added to every row; undefined = no bias
+  Activation act = Activation::None;  // applied after the bias
+  DType out_dtype = DType::F32;       // F32 or BF16 (BF16 only with bf16 operands); f64
+                                      // operands always give f64 (leave F32 or say F64)
 };
 
 // out = act(a · b + bias)

@@ -68,9 +68,10 @@ class BareMatmul {
       : eng_(dnnl::engine::kind::cpu, 0), stream_(eng_) {
     using namespace dnnl;
     auto md = [](const Tensor& t) {
-      return memory::desc(memory::dims(t.shape().begin(), t.shape().end()),
-                          t.dtype() == DType::BF16 ? memory::data_type::bf16 : memory::data_type::f32,
-                          memory::dims(t.strides().begin(), t.strides().end()));
+      return memory::desc(
+          memory::dims(t.shape().begin(), t.shape().end()),
+          t.dtype() == DType::BF16 ? memory::data_type::bf16 : memory::data_type::f32,
+          memory::dims(t.strides().begin(), t.strides().end()));
     };
     memory::desc bias_md;
     if (bias.defined()) {
@@ -176,7 +177,8 @@ void BM_matmul(benchmark::State& state, Backend be, DType dt) {
   rng.fill_uniform(a, -1.f, 1.f);
   rng.fill_uniform(b, -0.1f, 0.1f);
   if (!validate_rows(state, matmul_forward(ctx, a, b), a, b, {}, false)) return;
-  run_gemm(state, be, ctx.threads(), 2.0 * M * K * N, a, b, {}, false, [&] { return matmul_forward(ctx, a, b); });
+  run_gemm(state, be, ctx.threads(), 2.0 * M * K * N, a, b, {}, false,
+           [&] { return matmul_forward(ctx, a, b); });
 }
 
 // linear: x [M, K] · w[N, K]ᵀ + bias, GELU: the FFN's first layer.
@@ -234,7 +236,10 @@ void gemm_shapes(benchmark::internal::Benchmark* b) {
   b->UseManualTime()->Unit(benchmark::kMicrosecond);
 }
 void linear_shapes(benchmark::internal::Benchmark* b) {
-  b->Args({128, 768, 3072})->Args({1024, 768, 3072})->UseManualTime()->Unit(benchmark::kMicrosecond);
+  b->Args({128, 768, 3072})
+      ->Args({1024, 768, 3072})
+      ->UseManualTime()
+      ->Unit(benchmark::kMicrosecond);
 }
 void attention_shapes(benchmark::internal::Benchmark* b) {
   b->Args({0, 0})->Args({0, 1})->Args({1, 0})->Args({1, 1});
@@ -247,8 +252,10 @@ void attention_shapes(benchmark::internal::Benchmark* b) {
   for (Backend be : backends)
     for (DType dt : {DType::F32, DType::BF16}) {
       const std::string suffix = std::string("/") + backend_name(be) + "/" + dtype_name(dt);
-      benchmark::RegisterBenchmark(("BM_matmul" + suffix).c_str(), BM_matmul, be, dt)->Apply(gemm_shapes);
-      benchmark::RegisterBenchmark(("BM_matmul_linear_gelu" + suffix).c_str(), BM_linear_gelu, be, dt)
+      benchmark::RegisterBenchmark(("BM_matmul" + suffix).c_str(), BM_matmul, be, dt)
+          ->Apply(gemm_shapes);
+      benchmark::RegisterBenchmark(("BM_matmul_linear_gelu" + suffix).c_str(), BM_linear_gelu, be,
+                                   dt)
           ->Apply(linear_shapes);
       benchmark::RegisterBenchmark(("BM_matmul_attention" + suffix).c_str(), BM_attention, be, dt)
           ->Apply(attention_shapes);

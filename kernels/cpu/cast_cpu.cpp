@@ -114,7 +114,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void f32_to_bf16
     __m256i h = __m256i(_mm512_cvtneps_pbh(x));
     // Subnormal lanes (exponent 0, not zero): round them with the integer formula instead.
     const __m512i u = _mm512_castps_si512(x);
-    const __mmask16 sub = _mm512_testn_epi32_mask(u, exp_bits) & _mm512_test_epi32_mask(u, abs_bits);
+    const __mmask16 sub =
+        _mm512_testn_epi32_mask(u, exp_bits) & _mm512_test_epi32_mask(u, abs_bits);
     if (sub) {
       const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
       const __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb));
@@ -154,7 +155,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void f16_to_f32_avx512(floa
     const __mmask16 special = _mm512_cmpeq_epi32_mask(e, _mm512_set1_epi32(0x7c00));
     const __m512i sign = _mm512_slli_epi32(_mm512_and_si512(h32, _mm512_set1_epi32(0x8000)), 16);
     const __m512i mant = _mm512_slli_epi32(_mm512_and_si512(h32, _mm512_set1_epi32(0x3ff)), 13);
-    const __m512i bits = _mm512_or_si512(_mm512_or_si512(sign, mant), _mm512_set1_epi32(0x7f800000));
+    const __m512i bits =
+        _mm512_or_si512(_mm512_or_si512(sign, mant), _mm512_set1_epi32(0x7f800000));
     f = _mm512_mask_mov_ps(f, special, _mm512_castsi512_ps(bits));
     _mm512_mask_storeu_ps(out + i, m, f);
   }
@@ -179,7 +181,8 @@ void cast_f32_to_bf16_cpu(Context& ctx, bf16* out, const float* in, int64_t n) {
 }
 void cast_bf16_to_f32_cpu(Context& ctx, float* out, const bf16* in, int64_t n) {
   const uint16_t* i = reinterpret_cast<const uint16_t*>(in);
-  parallel_for(ctx, n, kGrain, [&](int64_t b, int64_t e) { bf16_to_f32_chunk(out + b, i + b, e - b); });
+  parallel_for(ctx, n, kGrain,
+               [&](int64_t b, int64_t e) { bf16_to_f32_chunk(out + b, i + b, e - b); });
 }
 void cast_f32_to_f16_cpu(Context& ctx, f16* out, const float* in, int64_t n) {
   uint16_t* o = reinterpret_cast<uint16_t*>(out);

@@ -55,8 +55,12 @@ constexpr int64_t kNAlign = 32;
 constexpr double kMinFlopsPerThread = 4e6;
 constexpr float kInvSqrt2 = 0.70710678118654752440f;
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+int64_t round_up(int64_t a, int64_t b) {
+  return ceil_div(a, b) * b;
+}
 
 // Packs a(i, p) for i < mc, p < kc (strides rs, cs) into MR-row strips: strip s holds
 // ap[s * kc + p * MR + i] = a(s + i, p), rows past mc zero. Reads follow a's unit stride.
@@ -225,14 +229,16 @@ GemmTaskFn pick_gemm_task() {
   return gemm_task_baseline;
 }
 #else
-GemmTaskFn pick_gemm_task() { return gemm_task_baseline; }
+GemmTaskFn pick_gemm_task() {
+  return gemm_task_baseline;
+}
 #endif
 const GemmTaskFn kGemmTask = pick_gemm_task();
 
 }  // namespace
 
-void matmul_forward_cpu(Context& ctx, float* out, const float* a, const float* b,
-                        const float* bias, const GemmLayout& l, bool gelu) {
+void matmul_forward_cpu(Context& ctx, float* out, const float* a, const float* b, const float* bias,
+                        const GemmLayout& l, bool gelu) {
   const int64_t G = l.batch_count();
   if (G == 0 || l.M == 0 || l.N == 0) return;
   KDNAS_ASSERT(l.K > 0);  // the op API handles K = 0 (no products: out = act(bias))
@@ -262,8 +268,9 @@ void matmul_forward_cpu(Context& ctx, float* out, const float* a, const float* b
       int64_t a_off, b_off;
       l.batch_offsets(g, a_off, b_off);
       const int64_t i0 = ib * mt, j0 = jb * nc;
-      const Task task{out + g * l.M * l.N, a + a_off, b + b_off, bias, gelu,
-                      i0, std::min(mt, l.M - i0), j0, std::min(nc, l.N - j0)};
+      const Task task{
+          out + g * l.M * l.N,   a + a_off, b + b_off, bias, gelu, i0, std::min(mt, l.M - i0), j0,
+          std::min(nc, l.N - j0)};
       kGemmTask(task, l, abuf.data<float>(), bbuf.data<float>());
     }
   });
@@ -271,8 +278,8 @@ void matmul_forward_cpu(Context& ctx, float* out, const float* a, const float* b
 
 namespace {
 // dbias[j0, j1) = column sums of dout over M rows; double accumulators, vectorised across j.
-KDNAS_CPU_CLONES void column_sums(float* dbias, const float* dout, int64_t M, int64_t N,
-                                  int64_t j0, int64_t j1) {
+KDNAS_CPU_CLONES void column_sums(float* dbias, const float* dout, int64_t M, int64_t N, int64_t j0,
+                                  int64_t j1) {
   constexpr int64_t kW = 64;
   for (int64_t jb = j0; jb < j1; jb += kW) {
     const int64_t w = std::min(kW, j1 - jb);
@@ -307,8 +314,8 @@ struct OperandDesc {
 // The descriptor of an operand [batch..., rows, cols]: broadcast batch dims (stride 0) get
 // size 1, and any size-1 batch dim a stride spanning everything inside it (oneDNN wants
 // strides consistent with a dense-enough layout even where the size makes them unused).
-OperandDesc operand_desc(const Shape& batch, const Shape& batch_strides, int64_t rows,
-                         int64_t cols, int64_t rs, int64_t cs) {
+OperandDesc operand_desc(const Shape& batch, const Shape& batch_strides, int64_t rows, int64_t cols,
+                         int64_t rs, int64_t cs) {
   OperandDesc d;
   const size_t nb = batch.size();
   d.dims.resize(nb + 2);
@@ -329,9 +336,8 @@ OperandDesc operand_desc(const Shape& batch, const Shape& batch_strides, int64_t
 
 }  // namespace
 
-void matmul_forward_onednn(Context& ctx, void* out, DType out_dtype, const void* a,
-                           const void* b, DType in_dtype, const float* bias, const GemmLayout& l,
-                           bool gelu) {
+void matmul_forward_onednn(Context& ctx, void* out, DType out_dtype, const void* a, const void* b,
+                           DType in_dtype, const float* bias, const GemmLayout& l, bool gelu) {
   using namespace dnnl;
   OnednnState& st = onednn_state(ctx);
   const OperandDesc ad = operand_desc(l.batch, l.a_batch_strides, l.M, l.K, l.a_rs, l.a_cs);
@@ -355,9 +361,9 @@ void matmul_forward_onednn(Context& ctx, void* out, DType out_dtype, const void*
   const memory::desc bias_md =
       bias ? memory::desc(bias_dims, memory::data_type::f32, bias_strides) : memory::desc();
 
-  const std::string key = detail::concat("matmul:", dtype_name(in_dtype), ad.dims, ad.strides,
-                                         bd.dims, bd.strides, "->", dtype_name(out_dtype),
-                                         cdims, bias ? ":bias" : "", gelu ? ":gelu" : "");
+  const std::string key =
+      detail::concat("matmul:", dtype_name(in_dtype), ad.dims, ad.strides, bd.dims, bd.strides,
+                     "->", dtype_name(out_dtype), cdims, bias ? ":bias" : "", gelu ? ":gelu" : "");
   const auto& e = onednn_cached(ctx, key, [&] {
     primitive_attr attr;
     if (gelu) {
@@ -370,8 +376,8 @@ void matmul_forward_onednn(Context& ctx, void* out, DType out_dtype, const void*
       return OnednnState::Entry{matmul(pd), pd};
     } catch (const dnnl::error& err) {
       // E.g. bf16 on a CPU without AVX-512: say which GEMM, not just oneDNN's status.
-      detail::fail(detail::concat("matmul: oneDNN cannot run ", key, " on this CPU (",
-                                  err.what(), "); use the omp backend"));
+      detail::fail(detail::concat("matmul: oneDNN cannot run ", key, " on this CPU (", err.what(),
+                                  "); use the omp backend"));
     }
   });
   std::unordered_map<int, memory> args{

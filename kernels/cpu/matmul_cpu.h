@@ -30,14 +30,13 @@ struct GemmLayout {
 };
 
 // out (=) act(a · b + bias) for every matrix of the batch; bias [N] or null; f32.
-void matmul_forward_cpu(Context& ctx, float* out, const float* a, const float* b,
-                        const float* bias, const GemmLayout& l, bool gelu);
+void matmul_forward_cpu(Context& ctx, float* out, const float* a, const float* b, const float* bias,
+                        const GemmLayout& l, bool gelu);
 
 // The same with oneDNN: a and b are f32 or bf16 (both the same), out f32 or bf16, bias f32 [N]
 // or null. The primitive for a layout is created once and cached in the Context.
-void matmul_forward_onednn(Context& ctx, void* out, DType out_dtype, const void* a,
-                           const void* b, DType in_dtype, const float* bias, const GemmLayout& l,
-                           bool gelu);
+void matmul_forward_onednn(Context& ctx, void* out, DType out_dtype, const void* a, const void* b,
+                           DType in_dtype, const float* bias, const GemmLayout& l, bool gelu);
 
 // dbias[N] (=) sum over the M rows of dout[M, N] (contiguous).
 void bias_backward_cpu(Context& ctx, float* dbias, const float* dout, int64_t M, int64_t N);

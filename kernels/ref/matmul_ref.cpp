@@ -27,8 +27,8 @@ void matmul_forward_ref(T* out, const T* a, const T* b, const T* bias, int64_t M
 }
 
 template <typename T>
-void matmul_backward_ref(T* da, T* db, const T* dout, const T* a, const T* b, int64_t M,
-                         int64_t K, int64_t N) {
+void matmul_backward_ref(T* da, T* db, const T* dout, const T* a, const T* b, int64_t M, int64_t K,
+                         int64_t N) {
   // da[i, p] = sum_j dout[i, j] * b[p, j]: a dot product of two contiguous rows.
   for (int64_t i = 0; i < M; ++i)
     for (int64_t p = 0; p < K; ++p) {
@@ -53,11 +53,11 @@ void bias_backward_ref(T* dbias, const T* dout, int64_t M, int64_t N) {
   }
 }
 
-#define KDNAS_INSTANTIATE(T)                                                                  \
-  template void matmul_forward_ref<T>(T*, const T*, const T*, const T*, int64_t, int64_t,     \
-                                      int64_t, int64_t, int64_t, int64_t, int64_t, bool);     \
-  template void matmul_backward_ref<T>(T*, T*, const T*, const T*, const T*, int64_t, int64_t, \
-                                       int64_t);                                             \
+#define KDNAS_INSTANTIATE(T)                                                                       \
+  template void matmul_forward_ref<T>(T*, const T*, const T*, const T*, int64_t, int64_t, int64_t, \
+                                      int64_t, int64_t, int64_t, int64_t, bool);                   \
+  template void matmul_backward_ref<T>(T*, T*, const T*, const T*, const T*, int64_t, int64_t,     \
+                                       int64_t);                                                   \
   template void bias_backward_ref<T>(T*, const T*, int64_t, int64_t);
 KDNAS_INSTANTIATE(float)
 KDNAS_INSTANTIATE(double)

@@ -24,8 +24,8 @@ void matmul_forward_ref(T* out, const T* a, const T* b, const T* bias, int64_t M
 //   da[M, K] (+=) dout[M, N] · b[K, N]ᵀ
 //   db[K, N] (+=) a[M, K]ᵀ · dout[M, N]
 template <typename T>
-void matmul_backward_ref(T* da, T* db, const T* dout, const T* a, const T* b, int64_t M,
-                         int64_t K, int64_t N);
+void matmul_backward_ref(T* da, T* db, const T* dout, const T* a, const T* b, int64_t M, int64_t K,
+                         int64_t N);
 
 // The bias gradient of out = x · wᵀ + bias: dbias[N] (=) sum over the M rows of dout[M, N].
 template <typename T>
