@@ -48,8 +48,8 @@ __attribute__((always_inline)) inline float exp_nonpos(float z) {
   return z < kExpFloor ? 0.f : p * two_n;
 }
 
-KDNAS_CPU_CLONES void softmax_fwd_row(float* o, const float* x, const float* m, float scale,
-                                      int64_t N) {
+__attribute__((always_inline)) inline void softmax_fwd_row(float* o, const float* x, const float* m,
+                                                           float scale, int64_t N) {
   float mx = kNegInf;
   if (m) {
 #pragma omp simd reduction(max : mx)
@@ -81,8 +81,8 @@ KDNAS_CPU_CLONES void softmax_fwd_row(float* o, const float* x, const float* m, 
   for (int64_t n = 0; n < N; ++n) o[n] *= inv;
 }
 
-KDNAS_CPU_CLONES void softmax_bwd_row(float* dx, const float* d, const float* y, float scale,
-                                      int64_t N) {
+__attribute__((always_inline)) inline void softmax_bwd_row(float* dx, const float* d,
+                                                           const float* y, float scale, int64_t N) {
   float dot = 0.f;
 #pragma omp simd reduction(+ : dot)
   for (int64_t n = 0; n < N; ++n) dot += d[n] * y[n];
@@ -91,7 +91,8 @@ KDNAS_CPU_CLONES void softmax_bwd_row(float* dx, const float* d, const float* y,
 }
 
 // log softmax = x - (max + log sum exp(x - max)); out is written once, in the last pass.
-KDNAS_CPU_CLONES void log_softmax_fwd_row(float* o, const float* x, int64_t N) {
+__attribute__((always_inline)) inline void log_softmax_fwd_row(float* o, const float* x,
+                                                               int64_t N) {
   float mx = kNegInf;
 #pragma omp simd reduction(max : mx)
   for (int64_t n = 0; n < N; ++n) mx = x[n] > mx ? x[n] : mx;
@@ -108,7 +109,8 @@ KDNAS_CPU_CLONES void log_softmax_fwd_row(float* o, const float* x, int64_t N) {
   for (int64_t n = 0; n < N; ++n) o[n] = x[n] - lse;
 }
 
-KDNAS_CPU_CLONES void log_softmax_bwd_row(float* dx, const float* d, const float* y, int64_t N) {
+__attribute__((always_inline)) inline void log_softmax_bwd_row(float* dx, const float* d,
+                                                               const float* y, int64_t N) {
   float sum = 0.f;
 #pragma omp simd reduction(+ : sum)
   for (int64_t n = 0; n < N; ++n) sum += d[n];
@@ -117,6 +119,28 @@ KDNAS_CPU_CLONES void log_softmax_bwd_row(float* dx, const float* d, const float
     // vec::exp, not exp_nonpos: y comes from the caller, and need not be <= 0.
     dx[n] = d[n] - vec::exp(y[n]) * sum;
   }
+}
+
+// Rows [r0, r1): the row loop sits inside the ISA-cloned function, so that short rows (T = 128
+// for attention) do not each pay an indirect call through the clone dispatcher.
+KDNAS_CPU_CLONES void softmax_fwd_rows(float* out, const float* inp, const float* mask,
+                                       const int64_t* mask_rows, float scale, int64_t r0,
+                                       int64_t r1, int64_t N) {
+  for (int64_t r = r0; r < r1; ++r)
+    softmax_fwd_row(out + r * N, inp + r * N, mask ? mask + mask_rows[r] : nullptr, scale, N);
+}
+KDNAS_CPU_CLONES void softmax_bwd_rows(float* dinp, const float* dout, const float* out,
+                                       float scale, int64_t r0, int64_t r1, int64_t N) {
+  for (int64_t r = r0; r < r1; ++r)
+    softmax_bwd_row(dinp + r * N, dout + r * N, out + r * N, scale, N);
+}
+KDNAS_CPU_CLONES void log_softmax_fwd_rows(float* out, const float* inp, int64_t r0, int64_t r1,
+                                           int64_t N) {
+  for (int64_t r = r0; r < r1; ++r) log_softmax_fwd_row(out + r * N, inp + r * N, N);
+}
+KDNAS_CPU_CLONES void log_softmax_bwd_rows(float* dinp, const float* dout, const float* out,
+                                           int64_t r0, int64_t r1, int64_t N) {
+  for (int64_t r = r0; r < r1; ++r) log_softmax_bwd_row(dinp + r * N, dout + r * N, out + r * N, N);
 }
 
 int64_t row_grain(int64_t N) {
@@ -128,30 +152,25 @@ int64_t row_grain(int64_t N) {
 void softmax_forward_cpu(Context& ctx, float* out, const float* inp, const float* mask,
                          const int64_t* mask_rows, float scale, int64_t rows, int64_t N) {
   parallel_for(ctx, rows, row_grain(N), [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r)
-      softmax_fwd_row(out + r * N, inp + r * N, mask ? mask + mask_rows[r] : nullptr, scale, N);
+    softmax_fwd_rows(out, inp, mask, mask_rows, scale, b, e, N);
   });
 }
 
 void softmax_backward_cpu(Context& ctx, float* dinp, const float* dout, const float* out,
                           float scale, int64_t rows, int64_t N) {
-  parallel_for(ctx, rows, row_grain(N), [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r)
-      softmax_bwd_row(dinp + r * N, dout + r * N, out + r * N, scale, N);
-  });
+  parallel_for(ctx, rows, row_grain(N),
+               [&](int64_t b, int64_t e) { softmax_bwd_rows(dinp, dout, out, scale, b, e, N); });
 }
 
 void log_softmax_forward_cpu(Context& ctx, float* out, const float* inp, int64_t rows, int64_t N) {
-  parallel_for(ctx, rows, row_grain(N), [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) log_softmax_fwd_row(out + r * N, inp + r * N, N);
-  });
+  parallel_for(ctx, rows, row_grain(N),
+               [&](int64_t b, int64_t e) { log_softmax_fwd_rows(out, inp, b, e, N); });
 }
 
 void log_softmax_backward_cpu(Context& ctx, float* dinp, const float* dout, const float* out,
                               int64_t rows, int64_t N) {
-  parallel_for(ctx, rows, row_grain(N), [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) log_softmax_bwd_row(dinp + r * N, dout + r * N, out + r * N, N);
-  });
+  parallel_for(ctx, rows, row_grain(N),
+               [&](int64_t b, int64_t e) { log_softmax_bwd_rows(dinp, dout, out, b, e, N); });
 }
 
 }  // namespace kdnas
