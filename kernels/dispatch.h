@@ -39,4 +39,19 @@ auto dispatch_float(const char* op, DType dt, F&& f) {
   detail::fail(detail::concat(op, ": dtype ", dtype_name(dt), " is not supported (f32 or f64)"));
 }
 
+// The dispatch every op API function ends with: the reference kernel (a generic lambda over the
+// scalar type, run as ref.template operator()<T>()) on Route::Ref and for every f64 tensor; the
+// fast f32 kernel (`fast()`, which picks CPU or CUDA itself) on the other routes.
+template <typename Ref, typename Fast>
+void run_kernel(const char* op, Route r, const Tensor& x, Ref&& ref, Fast&& fast) {
+  if (r == Route::Ref || x.dtype() == DType::F64) {
+    KDNAS_CHECK(x.device().is_cpu(), op, ": f64 runs on the CPU reference only");
+    dispatch_float(op, x.dtype(), ref);
+  } else if (r == Route::Omp || r == Route::Onednn || r == Route::Cuda) {
+    fast();
+  } else {
+    no_kernel(op, r, x.dtype());
+  }
+}
+
 }  // namespace kdnas

@@ -75,19 +75,6 @@ void check_temperature(const char* op, double tau) {
               tau);
 }
 
-// Runs the reference (f32/f64) or the fast f32 kernel for the route; f64 is Ref only.
-template <typename Ref, typename Fast>
-void run(const char* op, Route r, const Tensor& x, Ref&& ref, Fast&& fast) {
-  if (r == Route::Ref || x.dtype() == DType::F64) {
-    KDNAS_CHECK(x.device().is_cpu(), op, ": f64 runs on the CPU reference only");
-    dispatch_float(op, x.dtype(), ref);
-  } else if (r == Route::Omp || r == Route::Onednn || r == Route::Cuda) {
-    fast();
-  } else {
-    no_kernel(op, r, x.dtype());
-  }
-}
-
 }  // namespace
 
 // ---- mse -----------------------------------------------------------------------------------
@@ -102,7 +89,7 @@ Tensor mse_forward(Context& ctx, const Tensor& pred, const Tensor& target, const
   const int64_t C = pred.size(-1), R = shape_numel(rows_of(pred));
   KDNAS_CHECK(C > 0 && R > 0, op, ": pred ", pred.shape(), " has no elements to average");
   Tensor loss = Tensor::empty({}, pred.dtype(), pred.device());
-  run(
+  run_kernel(
       op, r, pred,
       [&]<typename T>() {
         mse_forward_ref(loss.data<T>(), pc.data<T>(), tc.data<T>(), mask_ptr(m), R, C);
@@ -126,7 +113,7 @@ MseGrads mse_backward(Context& ctx, double dloss, const Tensor& pred, const Tens
   KDNAS_CHECK(C > 0 && R > 0, op, ": pred ", pred.shape(), " has no elements to average");
   MseGrads g{Tensor::empty(pred.shape(), pred.dtype(), pred.device()),
              Tensor::empty(pred.shape(), pred.dtype(), pred.device())};
-  run(
+  run_kernel(
       op, r, pred,
       [&]<typename T>() {
         mse_backward_ref(g.dpred.data<T>(), g.dtarget.data<T>(), dloss, pc.data<T>(), tc.data<T>(),
@@ -153,7 +140,7 @@ Tensor cross_entropy_forward(Context& ctx, const Tensor& logits, const Tensor& t
   const int64_t N = logits.size(0), V = logits.size(1);
   KDNAS_CHECK(V > 0, op, ": logits ", logits.shape(), " has an empty vocabulary");
   Tensor loss = Tensor::empty({}, logits.dtype(), logits.device());
-  run(
+  run_kernel(
       op, r, logits,
       [&]<typename T>() {
         cross_entropy_forward_ref(loss.data<T>(), lc.data<T>(), tg.data<int64_t>(), ignore_index, N,
@@ -177,7 +164,7 @@ Tensor cross_entropy_backward(Context& ctx, double dloss, const Tensor& logits,
   const int64_t N = logits.size(0), V = logits.size(1);
   KDNAS_CHECK(V > 0, op, ": logits ", logits.shape(), " has an empty vocabulary");
   Tensor dlogits = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
-  run(
+  run_kernel(
       op, r, logits,
       [&]<typename T>() {
         cross_entropy_backward_ref(dlogits.data<T>(), dloss, lc.data<T>(), tg.data<int64_t>(),
@@ -212,7 +199,7 @@ Tensor kl_div_forward(Context& ctx, const Tensor& student_logits, const Tensor& 
   Tensor sc = student_logits.contiguous(), tc = teacher_logits.contiguous();
   const int64_t N = sc.size(0), V = sc.size(1);
   Tensor loss = Tensor::empty({}, sc.dtype(), sc.device());
-  run(
+  run_kernel(
       op, r, sc,
       [&]<typename T>() {
         kl_div_forward_ref(loss.data<T>(), sc.data<T>(), tc.data<T>(), mask_ptr(m), temperature, N,
@@ -235,7 +222,7 @@ Tensor kl_div_backward(Context& ctx, double dloss, const Tensor& student_logits,
   Tensor sc = student_logits.contiguous(), tc = teacher_logits.contiguous();
   const int64_t N = sc.size(0), V = sc.size(1);
   Tensor ds = Tensor::empty(sc.shape(), sc.dtype(), sc.device());
-  run(
+  run_kernel(
       op, r, sc,
       [&]<typename T>() {
         kl_div_backward_ref(ds.data<T>(), dloss, sc.data<T>(), tc.data<T>(), mask_ptr(m),

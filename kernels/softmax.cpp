@@ -84,19 +84,17 @@ Tensor softmax_forward(Context& ctx, const Tensor& x, const Tensor& mask, double
   if (x.numel() == 0) return out;
   const int64_t rows = x.numel() / N;
   const int64_t* offs = mr.offsets.data();
-  if (r == Route::Ref || x.dtype() == DType::F64) {
-    KDNAS_CHECK(x.device().is_cpu(), op, ": f64 runs on the CPU reference only");
-    dispatch_float(op, x.dtype(), [&]<typename T>() {
-      softmax_forward_ref(out.data<T>(), xc.data<T>(), mr.m.defined() ? mr.m.data<T>() : nullptr,
-                          offs, T(scale), rows, N);
-    });
-  } else if (r == Route::Omp || r == Route::Onednn || r == Route::Cuda) {
-    auto* kernel = r == Route::Cuda ? softmax_forward_cuda : softmax_forward_cpu;
-    kernel(ctx, out.data<float>(), xc.data<float>(), mr.m.defined() ? mr.m.data<float>() : nullptr,
-           offs, float(scale), rows, N);
-  } else {
-    no_kernel(op, r, x.dtype());
-  }
+  run_kernel(
+      op, r, x,
+      [&]<typename T>() {
+        softmax_forward_ref(out.data<T>(), xc.data<T>(), mr.m.defined() ? mr.m.data<T>() : nullptr,
+                            offs, T(scale), rows, N);
+      },
+      [&] {
+        auto* kernel = r == Route::Cuda ? softmax_forward_cuda : softmax_forward_cpu;
+        kernel(ctx, out.data<float>(), xc.data<float>(),
+               mr.m.defined() ? mr.m.data<float>() : nullptr, offs, float(scale), rows, N);
+      });
   return out;
 }
 
@@ -108,17 +106,15 @@ Tensor softmax_backward(Context& ctx, const Tensor& dout, const Tensor& y, doubl
   Tensor dx = Tensor::empty(dout.shape(), dout.dtype(), dout.device());
   if (dout.numel() == 0) return dx;
   const int64_t N = dout.size(-1), rows = dout.numel() / N;
-  if (r == Route::Ref || dout.dtype() == DType::F64) {
-    KDNAS_CHECK(dout.device().is_cpu(), op, ": f64 runs on the CPU reference only");
-    dispatch_float(op, dout.dtype(), [&]<typename T>() {
-      softmax_backward_ref(dx.data<T>(), dc.data<T>(), yc.data<T>(), T(scale), rows, N);
-    });
-  } else if (r == Route::Omp || r == Route::Onednn || r == Route::Cuda) {
-    auto* kernel = r == Route::Cuda ? softmax_backward_cuda : softmax_backward_cpu;
-    kernel(ctx, dx.data<float>(), dc.data<float>(), yc.data<float>(), float(scale), rows, N);
-  } else {
-    no_kernel(op, r, dout.dtype());
-  }
+  run_kernel(
+      op, r, dout,
+      [&]<typename T>() {
+        softmax_backward_ref(dx.data<T>(), dc.data<T>(), yc.data<T>(), T(scale), rows, N);
+      },
+      [&] {
+        auto* kernel = r == Route::Cuda ? softmax_backward_cuda : softmax_backward_cpu;
+        kernel(ctx, dx.data<float>(), dc.data<float>(), yc.data<float>(), float(scale), rows, N);
+      });
   return dx;
 }
 
@@ -131,17 +127,13 @@ Tensor log_softmax_forward(Context& ctx, const Tensor& x) {
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   if (x.numel() == 0) return out;
   const int64_t rows = x.numel() / N;
-  if (r == Route::Ref || x.dtype() == DType::F64) {
-    KDNAS_CHECK(x.device().is_cpu(), op, ": f64 runs on the CPU reference only");
-    dispatch_float(op, x.dtype(), [&]<typename T>() {
-      log_softmax_forward_ref(out.data<T>(), xc.data<T>(), rows, N);
-    });
-  } else if (r == Route::Omp || r == Route::Onednn || r == Route::Cuda) {
-    auto* kernel = r == Route::Cuda ? log_softmax_forward_cuda : log_softmax_forward_cpu;
-    kernel(ctx, out.data<float>(), xc.data<float>(), rows, N);
-  } else {
-    no_kernel(op, r, x.dtype());
-  }
+  run_kernel(
+      op, r, x,
+      [&]<typename T>() { log_softmax_forward_ref(out.data<T>(), xc.data<T>(), rows, N); },
+      [&] {
+        auto* kernel = r == Route::Cuda ? log_softmax_forward_cuda : log_softmax_forward_cpu;
+        kernel(ctx, out.data<float>(), xc.data<float>(), rows, N);
+      });
   return out;
 }
 
@@ -153,17 +145,15 @@ Tensor log_softmax_backward(Context& ctx, const Tensor& dout, const Tensor& y) {
   Tensor dx = Tensor::empty(dout.shape(), dout.dtype(), dout.device());
   if (dout.numel() == 0) return dx;
   const int64_t N = dout.size(-1), rows = dout.numel() / N;
-  if (r == Route::Ref || dout.dtype() == DType::F64) {
-    KDNAS_CHECK(dout.device().is_cpu(), op, ": f64 runs on the CPU reference only");
-    dispatch_float(op, dout.dtype(), [&]<typename T>() {
-      log_softmax_backward_ref(dx.data<T>(), dc.data<T>(), yc.data<T>(), rows, N);
-    });
-  } else if (r == Route::Omp || r == Route::Onednn || r == Route::Cuda) {
-    auto* kernel = r == Route::Cuda ? log_softmax_backward_cuda : log_softmax_backward_cpu;
-    kernel(ctx, dx.data<float>(), dc.data<float>(), yc.data<float>(), rows, N);
-  } else {
-    no_kernel(op, r, dout.dtype());
-  }
+  run_kernel(
+      op, r, dout,
+      [&]<typename T>() {
+        log_softmax_backward_ref(dx.data<T>(), dc.data<T>(), yc.data<T>(), rows, N);
+      },
+      [&] {
+        auto* kernel = r == Route::Cuda ? log_softmax_backward_cuda : log_softmax_backward_cpu;
+        kernel(ctx, dx.data<float>(), dc.data<float>(), yc.data<float>(), rows, N);
+      });
   return dx;
 }
 
