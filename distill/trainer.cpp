@@ -1,0 +1,687 @@
+#include "distill/trainer.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "autograd/optim.h"
+#include "autograd/schedule.h"
+#include "tensor/check.h"
+#include "tensor/rng.h"
+#include "transformer/inference.h"
+#include "transformer/model_dir.h"
+#include "transformer/safetensors.h"
+#include "transformer/tokenizer.h"
+
+namespace kdnas {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using ojson = nlohmann::ordered_json;
+
+namespace {
+
+// Streams of randomness, each a function of (seed, counter) only.
+constexpr uint64_t kDropoutStream = 0xd409'0a7c'5eed'0001ull;
+constexpr uint64_t kProjectionSeed = 1, kMlmSeed = 2;
+constexpr const char* kFormat = "kdnas-distill-train-state-1";
+
+void write_text_atomically(const std::string& path, const std::string& text) {
+  write_file_atomically(path, {{text.data(), text.size()}}, "distill");
+}
+
+// The largest of the usual relation-head counts dividing both widths.
+int64_t default_relation_heads(int64_t cs, int64_t ct) {
+  for (int64_t r : {12, 8, 6, 4, 2})
+    if (cs % r == 0 && ct % r == 0) return r;
+  return 1;
+}
+
+std::string hms(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) seconds = 0;
+  const long s = long(seconds + 0.5);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+  return buf;
+}
+
+}  // namespace
+
+std::string train_options_to_json(const TrainOptions& o) {
+  ojson j;
+  j["teacher"] = o.teacher;
+  j["student_dir"] = o.student_dir;
+  j["student_config"] = o.student_config;
+  j["arch"] = o.arch;
+  j["corpus"] = o.corpus;
+  j["text_column"] = o.corpus_opt.text_column;
+  j["eval_every_sentence"] = o.corpus_opt.eval_every;
+  j["eval_first"] = o.corpus_opt.eval_first;
+  j["batch"] = o.batch;
+  j["batch_tokens"] = o.batch_tokens;
+  j["seq"] = o.seq;
+  j["steps"] = o.steps;
+  j["epochs"] = o.epochs;
+  j["lr"] = o.lr;
+  j["warmup"] = o.warmup;
+  j["decay"] = o.decay;
+  j["weight_decay"] = o.weight_decay;
+  j["clip"] = o.clip;
+  j["dropout"] = o.dropout;
+  j["loss"] = o.loss;
+  j["map"] = o.map;
+  j["shared_projection"] = o.shared_projection;
+  j["relation_heads"] = o.relation_heads;
+  j["temperature"] = o.temperature;
+  j["seed"] = o.seed;
+  j["log_every"] = o.log_every;
+  j["eval_every"] = o.eval_every;
+  j["save_every"] = o.save_every;
+  return j.dump(2);
+}
+
+TrainOptions train_options_from_json(const std::string& text) {
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  KDNAS_CHECK(j.is_object(), "distill: the saved training options are not a JSON object");
+  TrainOptions o;
+  auto get = [&](const char* key, auto& field) {
+    if (!j.contains(key)) return;
+    try {
+      j.at(key).get_to(field);
+    } catch (const json::exception&) {
+      KDNAS_CHECK(false, "distill: saved option '", key, "' has the wrong type");
+    }
+  };
+  get("teacher", o.teacher);
+  get("student_dir", o.student_dir);
+  get("student_config", o.student_config);
+  get("arch", o.arch);
+  get("corpus", o.corpus);
+  get("text_column", o.corpus_opt.text_column);
+  get("eval_every_sentence", o.corpus_opt.eval_every);
+  get("eval_first", o.corpus_opt.eval_first);
+  get("batch", o.batch);
+  get("batch_tokens", o.batch_tokens);
+  get("seq", o.seq);
+  get("steps", o.steps);
+  get("epochs", o.epochs);
+  get("lr", o.lr);
+  get("warmup", o.warmup);
+  get("decay", o.decay);
+  get("weight_decay", o.weight_decay);
+  get("clip", o.clip);
+  get("dropout", o.dropout);
+  get("loss", o.loss);
+  get("map", o.map);
+  get("shared_projection", o.shared_projection);
+  get("relation_heads", o.relation_heads);
+  get("temperature", o.temperature);
+  get("seed", o.seed);
+  get("log_every", o.log_every);
+  get("eval_every", o.eval_every);
+  get("save_every", o.save_every);
+  return o;
+}
+
+EncoderConfig student_config_from_arch(const std::string& arch, const EncoderConfig& teacher) {
+  std::vector<int64_t> v;
+  std::stringstream ss(arch);
+  std::string part;
+  bool ok = true;
+  while (std::getline(ss, part, ',')) {
+    size_t used = 0;
+    long long x = 0;
+    try {
+      x = std::stoll(part, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    ok = ok && used == part.size() && !part.empty() && x > 0;
+    v.push_back(x);
+  }
+  KDNAS_CHECK(ok && v.size() == 4, "distill: --arch '", arch,
+              "': expected four positive integers L,H,A,F (layers, hidden, heads, FFN), e.g. "
+              "4,256,4,1024");
+  EncoderConfig c = teacher;
+  c.num_hidden_layers = v[0];
+  c.hidden_size = v[1];
+  c.num_attention_heads = v[2];
+  c.intermediate_size = v[3];
+  c.architectures = {"XLMRobertaModel"};
+  KDNAS_CHECK(v[1] % v[2] == 0, "distill: --arch '", arch, "': hidden size ", v[1],
+              " is not divisible by ", v[2], " heads");
+  c.validate();
+  return c;
+}
+
+// ---- the trainer ----------------------------------------------------------------------------
+
+struct Trainer::Impl {
+  TrainOptions opt;
+  Context ctx;
+  Model teacher;
+  std::optional<Tokenizer> tok;
+  std::unique_ptr<InferenceEncoder> teacher_fast;  // "hs" only
+  Corpus corpus;
+  std::unique_ptr<Batcher> batcher;
+  std::vector<Batch> eval_batches;
+  EncoderConfig scfg;
+  Encoder student;
+  std::optional<MlmHead> mlm;
+  std::unique_ptr<DistillLoss> loss;
+  std::vector<std::pair<std::string, Variable>> params;  // everything trained, checkpoint names
+  std::vector<Variable> param_vars;
+  std::unique_ptr<AdamW> optim;
+  std::unique_ptr<LrSchedule> sched;
+  int64_t step = 0, total = 0;
+  int64_t last_saved = -1;  // step of the last checkpoint written or resumed from
+  std::vector<StepRecord> history;
+  std::vector<EvalRecord> evals;
+  std::FILE* log = nullptr;
+  bool tty = false;
+  bool line_open = false;  // a \r progress line is on screen without its newline
+  // For tokens/s and the ETA: time and tokens since the last progress line, time this run.
+  double window_seconds = 0, run_seconds = 0;
+  int64_t window_tokens = 0, run_steps = 0;
+
+  explicit Impl(const TrainOptions& o) : opt(o), ctx(best_cpu_backend(), o.threads) {}
+  ~Impl() {
+    if (log) std::fclose(log);
+  }
+
+  std::string path(const char* file) const { return (fs::path(opt.out) / file).string(); }
+  void setup(std::optional<SafetensorsFile> state);
+  TeacherTargets teacher_targets(const Batch& b);
+  DistillLossTerms student_loss(const Batch& b, const TeacherTargets& t, bool train);
+  StepRecord train_step(const std::function<void(int64_t, double&)>& hook);
+  EvalRecord evaluate();
+  void save();
+  void open_log(bool resumed);
+  void log_row(const ojson& row);
+  void progress(const StepRecord& r);
+  void print_eval(const EvalRecord& e);
+  void end_line();
+};
+
+void Trainer::Impl::setup(std::optional<SafetensorsFile> state) {
+  KDNAS_CHECK(!opt.out.empty(), "distill: --out is required");
+  KDNAS_CHECK(!opt.teacher.empty(), "distill: --teacher is required");
+  KDNAS_CHECK(!opt.corpus.empty(), "distill: --corpus is required");
+  KDNAS_CHECK(opt.steps >= 0 && opt.epochs >= 0, "distill: --steps and --epochs must be >= 0");
+  KDNAS_CHECK(opt.lr > 0 && std::isfinite(opt.lr), "distill: --lr ", opt.lr, " must be > 0");
+  KDNAS_CHECK(opt.log_every >= 1, "distill: --log-every ", opt.log_every, " must be >= 1");
+  KDNAS_CHECK(opt.eval_every >= 0 && opt.save_every >= 0,
+              "distill: --eval-every and --save-every must be >= 0");
+
+  // Teacher and tokenizer.
+  teacher = load_model_dir(opt.teacher);
+  const EncoderConfig& tcfg = teacher.config;
+  KDNAS_CHECK(!teacher.tokenizer_path.empty(), "distill: the teacher directory ", opt.teacher,
+              " has no ", kTokenizerFile, " (the student uses the teacher's tokenizer)");
+  tok = Tokenizer::load(teacher.tokenizer_path);
+  KDNAS_CHECK(tok->vocab_size() <= tcfg.vocab_size, "distill: the teacher's tokenizer has ",
+              tok->vocab_size(), " ids but its vocabulary only ", tcfg.vocab_size);
+
+  DistillLossOptions lopt;
+  parse_loss_terms(opt.loss, lopt);
+  KDNAS_CHECK(!lopt.use_logits || teacher.mlm,
+              "distill: --loss logits needs the teacher's MLM "
+              "head (lm_head.*), and ",
+              opt.teacher, " has none");
+
+  // Student config: from the checkpoint on resume, else from one of the three sources.
+  const int sources = !opt.student_dir.empty() + !opt.student_config.empty() + !opt.arch.empty();
+  std::optional<Model> student_model;
+  if (state) {
+    const auto& meta = state->metadata();
+    KDNAS_CHECK(meta.count("student_config"), "distill: ", state->path(), " has no student_config");
+    scfg = parse_config_json(meta.at("student_config"), state->path());
+    scfg.validate();
+  } else {
+    KDNAS_CHECK(sources == 1, "distill: give exactly one of --student-config, --arch, --student (",
+                sources, " given)");
+    if (!opt.student_dir.empty()) {
+      student_model = load_model_dir(opt.student_dir);
+      scfg = student_model->config;
+    } else if (!opt.student_config.empty()) {
+      scfg = read_config(opt.student_config);
+    } else {
+      scfg = student_config_from_arch(opt.arch, tcfg);
+    }
+  }
+  KDNAS_CHECK(scfg.vocab_size == tcfg.vocab_size && scfg.pad_token_id == tcfg.pad_token_id,
+              "distill: the student's vocabulary (", scfg.vocab_size, ", pad ", scfg.pad_token_id,
+              ") must be the teacher's (", tcfg.vocab_size, ", pad ", tcfg.pad_token_id, ")");
+  for (const EncoderConfig* c : {&tcfg, static_cast<const EncoderConfig*>(&scfg)})
+    KDNAS_CHECK(opt.seq >= 2 && opt.seq + c->pad_token_id + 1 <= c->max_position_embeddings,
+                "distill: --seq ", opt.seq, " must be in [2, ",
+                c->max_position_embeddings - c->pad_token_id - 1, "] (",
+                c == &tcfg ? "the teacher's" : "the student's", " position table has ",
+                c->max_position_embeddings, " rows)");
+
+  // Corpus and batches.
+  corpus = Corpus::read(opt.corpus, opt.corpus_opt);
+  batcher = std::make_unique<Batcher>(corpus, *tok,
+                                      BatchOptions{opt.batch, opt.batch_tokens, opt.seq, opt.seed});
+  eval_batches = batcher->eval_batches();
+  if (opt.steps > 0) {
+    total = opt.steps;
+  } else {
+    for (int64_t e = 0; e < std::max<int64_t>(opt.epochs, 1); ++e)
+      total += batcher->batches_in_epoch(e);
+  }
+
+  // Student, MLM head, loss.
+  student = student_model ? student_model->encoder : Encoder::init_random(scfg, opt.seed);
+  if (lopt.use_logits) {
+    if (student_model && student_model->mlm) {
+      mlm = student_model->mlm;
+    } else {
+      Rng rng(rng_hash(opt.seed, kMlmSeed));
+      mlm = MlmHead::init_random(scfg.hidden_size, scfg.vocab_size, scfg.initializer_range,
+                                 scfg.layer_norm_eps, rng);
+    }
+  }
+  lopt.shared_projection = opt.shared_projection;
+  lopt.relation_heads = opt.relation_heads > 0
+                            ? opt.relation_heads
+                            : default_relation_heads(scfg.hidden_size, tcfg.hidden_size);
+  lopt.temperature = opt.temperature;
+  LayerMap map = parse_layer_map(opt.map, scfg.num_hidden_layers, tcfg.num_hidden_layers);
+  loss = std::make_unique<DistillLoss>(scfg, tcfg, std::move(map), lopt,
+                                       rng_hash(opt.seed, kProjectionSeed));
+  if (!lopt.use_attention)
+    teacher_fast = std::make_unique<InferenceEncoder>(teacher.encoder, DType::F32);
+
+  params = student.named_parameters();
+  if (mlm)
+    for (auto& p : mlm->named_parameters()) params.push_back(p);
+  for (auto& p : loss->named_parameters()) params.push_back(p);
+  for (auto& [name, v] : params) {
+    if (v.name().empty()) v.set_name(name);  // the optimizer's state keys and no-decay rule
+    param_vars.push_back(v);
+  }
+
+  // Restore the trained weights before the optimizer sees them.
+  if (state) {
+    for (auto& [name, v] : params) {
+      const std::string key = "param." + name;
+      KDNAS_CHECK(state->contains(key), "distill: ", state->path(), " has no ", key,
+                  " (was it written for another student or loss?)");
+      Tensor t = state->get(key);
+      KDNAS_CHECK(t.shape() == v.shape() && t.dtype() == v.dtype(), "distill: ", state->path(),
+                  ": ", key, " has shape ", t.shape(), " but the model needs ", v.shape());
+      v.set_value(t.clone());
+    }
+  }
+  AdamWOptions aopt;
+  aopt.lr = opt.lr;
+  optim = std::make_unique<AdamW>(split_decay_groups(param_vars, opt.weight_decay), aopt);
+  const int64_t warmup = opt.warmup >= 0 ? std::min(opt.warmup, total) : total / 10;
+  sched = std::make_unique<LrSchedule>(opt.lr, warmup, total, decay_from_name(opt.decay));
+
+  if (state) {
+    NamedTensors ostate;
+    for (const auto& name : state->names())
+      if (name.rfind("optim.", 0) == 0) ostate.emplace_back(name.substr(6), state->get(name));
+    optim->load_state(ostate);
+    const auto& meta = state->metadata();
+    auto num = [&](const char* key) -> int64_t {
+      KDNAS_CHECK(meta.count(key), "distill: ", state->path(), " has no '", key, "' metadata");
+      try {
+        return std::stoll(meta.at(key));
+      } catch (const std::exception&) {
+        KDNAS_CHECK(false, "distill: ", state->path(), ": '", key, "' is not an integer");
+      }
+      return 0;
+    };
+    step = num("step");
+    batcher->set_position({num("epoch"), num("index")});
+    last_saved = step;
+  }
+}
+
+TeacherTargets Trainer::Impl::teacher_targets(const Batch& b) {
+  NoGradGuard no_grad;
+  const Tensor& ids = b.encoded.input_ids;
+  const Tensor& mask = b.encoded.attention_mask;
+  TeacherTargets t;
+  Tensor last;
+  if (teacher_fast) {
+    Tensor all = teacher_fast->forward(ctx, ids, mask, /*all_hidden=*/true);  // [L+1, B, T, C]
+    for (int64_t i = 0; i < all.size(0); ++i) t.hidden.push_back(all.select(0, i));
+  } else {
+    ForwardOptions fo;
+    fo.return_attention = true;
+    EncoderOutput out = teacher.encoder.forward(ctx, ids, mask, fo);
+    for (const auto& h : out.hidden) t.hidden.push_back(h.value());
+    int64_t layer = loss->options().teacher_attention_layer;
+    if (layer < 0) layer = teacher.config.num_hidden_layers - 1;
+    t.q = out.attention[layer].q.value();
+    t.k = out.attention[layer].k.value();
+    t.v = out.attention[layer].v.value();
+  }
+  if (loss->options().use_logits)
+    t.logits = teacher.mlm->forward(ctx, Variable(t.hidden.back()), teacher.encoder.word_embeddings)
+                   .value();
+  return t;
+}
+
+DistillLossTerms Trainer::Impl::student_loss(const Batch& b, const TeacherTargets& t, bool train) {
+  // Dropout's randomness is a function of (seed, step): nothing to save, exact on resume.
+  Rng rng(rng_hash(opt.seed ^ kDropoutStream, uint64_t(step)));
+  ForwardOptions fo;
+  fo.train = train && opt.dropout;
+  fo.return_attention = loss->options().use_attention;
+  fo.rng = &rng;
+  EncoderOutput out = student.forward(ctx, b.encoded.input_ids, b.encoded.attention_mask, fo);
+  Variable logits;
+  if (mlm) logits = mlm->forward(ctx, out.hidden.back(), student.word_embeddings);
+  return loss->compute(ctx, out, logits, t, b.encoded.attention_mask);
+}
+
+namespace {
+double term(const Variable& v) {
+  return v.defined() ? v.value().item() : 0.0;
+}
+}  // namespace
+
+StepRecord Trainer::Impl::train_step(const std::function<void(int64_t, double&)>& hook) {
+  const auto t0 = std::chrono::steady_clock::now();
+  StepRecord r;
+  Batch b = batcher->next();
+  r.epoch = b.start.epoch;
+  r.tokens = b.tokens;
+  TeacherTargets t = teacher_targets(b);
+  DistillLossTerms terms = student_loss(b, t, /*train=*/true);
+  r.loss = terms.total.value().item();
+  r.hidden = term(terms.hidden);
+  r.attention = term(terms.attention);
+  r.logits = term(terms.logits);
+  if (hook) hook(step + 1, r.loss);
+  const std::string kept = last_saved >= 0 ? "the last good checkpoint (step " +
+                                                 std::to_string(last_saved) + ") is in " + opt.out
+                                           : "no checkpoint was written yet";
+  KDNAS_CHECK(std::isfinite(r.loss), "distill: step ", step + 1, ": the loss is ", r.loss,
+              " (not finite); stopping (lower --lr?); ", kept);
+  optim->zero_grad();
+  terms.total.backward();
+  r.grad_norm =
+      opt.clip > 0 ? clip_grad_norm(ctx, param_vars, opt.clip) : grad_norm(ctx, param_vars);
+  KDNAS_CHECK(std::isfinite(r.grad_norm), "distill: step ", step + 1, ": the gradient norm is ",
+              r.grad_norm, " (not finite); stopping (lower --lr?); ", kept);
+  r.lr = sched->lr_at(step);
+  optim->set_lr(r.lr);
+  optim->step(ctx);
+  r.step = ++step;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  history.push_back(r);
+  return r;
+}
+
+EvalRecord Trainer::Impl::evaluate() {
+  NoGradGuard no_grad;
+  EvalRecord e;
+  e.step = step;
+  for (const Batch& b : eval_batches) {
+    DistillLossTerms terms = student_loss(b, teacher_targets(b), /*train=*/false);
+    // Each batch's terms are means over its tokens: weight them by the token count.
+    const double w = double(b.tokens);
+    e.loss += w * terms.total.value().item();
+    e.hidden += w * term(terms.hidden);
+    e.attention += w * term(terms.attention);
+    e.logits += w * term(terms.logits);
+    e.tokens += b.tokens;
+    e.sentences += int64_t(b.sentences.size());
+  }
+  if (e.tokens > 0) {
+    const double n = double(e.tokens);
+    e.loss /= n, e.hidden /= n, e.attention /= n, e.logits /= n;
+  }
+  evals.push_back(e);
+  return e;
+}
+
+void Trainer::Impl::save() {
+  fs::create_directories(opt.out);
+  // The student as a model directory (each file atomic), the teacher's tokenizer beside it.
+  Model m;
+  m.config = scfg;
+  m.encoder = student;
+  m.mlm = mlm;
+  m.tokenizer_path = teacher.tokenizer_path;
+  save_model_dir(opt.out, m);
+
+  NamedTensors tensors;
+  for (const auto& [name, v] : params) tensors.emplace_back("param." + name, v.value());
+  for (const auto& [key, t] : optim->state()) tensors.emplace_back("optim." + key, t);
+  const DataPosition pos = batcher->position();
+  std::map<std::string, std::string> meta{
+      {"format", kFormat},
+      {"step", std::to_string(step)},
+      {"total_steps", std::to_string(total)},
+      {"epoch", std::to_string(pos.epoch)},
+      {"index", std::to_string(pos.index)},
+      {"dropout_seed", std::to_string(opt.seed ^ kDropoutStream)},
+      {"options", train_options_to_json(opt)},
+      {"student_config", config_to_json(scfg)},
+      {"layer_map", layer_map_spec(loss->layer_map())}};
+  write_safetensors(path(kTrainStateFile), tensors, meta);
+
+  ojson j;
+  j["format"] = kFormat;
+  j["step"] = step;
+  j["total_steps"] = total;
+  j["data_position"] = {{"epoch", pos.epoch}, {"index", pos.index}};
+  j["dropout_seed"] = opt.seed ^ kDropoutStream;
+  j["layer_map"] = layer_map_spec(loss->layer_map());
+  j["options"] = ojson::parse(train_options_to_json(opt));
+  j["student_config"] = ojson::parse(config_to_json(scfg));
+  write_text_atomically(path(kTrainStateJson), j.dump(2) + "\n");
+  last_saved = step;
+}
+
+void Trainer::Impl::open_log(bool resumed) {
+  fs::create_directories(opt.out);
+  const std::string p = path(kTrainLogFile);
+  if (resumed && fs::exists(p)) {
+    // Keep the rows up to the checkpoint; the resumed run writes the later ones again. A row
+    // cut short by a kill does not parse and is dropped.
+    std::ifstream in(p);
+    std::string line, kept;
+    while (std::getline(in, line)) {
+      json row = json::parse(line, nullptr, false);
+      if (row.is_object() && row.contains("step") && row["step"].is_number_integer() &&
+          row["step"].get<int64_t>() <= step)
+        kept += line + "\n";
+    }
+    write_text_atomically(p, kept);
+  } else {
+    write_text_atomically(p, "");
+  }
+  log = std::fopen(p.c_str(), "a");
+  KDNAS_CHECK(log, "distill: cannot open ", p, " for appending");
+}
+
+void Trainer::Impl::log_row(const ojson& row) {
+  const std::string s = row.dump() + "\n";
+  std::fwrite(s.data(), 1, s.size(), log);
+  std::fflush(log);
+}
+
+void Trainer::Impl::end_line() {
+  if (line_open) std::fputc('\n', stdout);
+  line_open = false;
+}
+
+void Trainer::Impl::progress(const StepRecord& r) {
+  const double tok_s = window_seconds > 0 ? window_tokens / window_seconds : 0;
+  const double eta = run_steps > 0 ? run_seconds / run_steps * double(total - r.step) : 0;
+  ojson row;
+  row["step"] = r.step;
+  row["loss"] = r.loss;
+  const DistillLossOptions& lo = loss->options();
+  if (lo.use_hidden) row["hs"] = r.hidden;
+  if (lo.use_attention) row["attn"] = r.attention;
+  if (lo.use_logits) row["logits"] = r.logits;
+  row["lr"] = r.lr;
+  row["grad_norm"] = r.grad_norm;
+  row["epoch"] = r.epoch;
+  row["tokens"] = r.tokens;
+  row["tokens_per_s"] = std::round(tok_s);
+  row["eta_s"] = std::round(eta);
+  log_row(row);
+  window_seconds = 0;
+  window_tokens = 0;
+  if (opt.quiet) return;
+
+  char terms[128] = "";
+  int n = 0;
+  if (lo.use_hidden) n += std::snprintf(terms + n, sizeof terms - n, "  hs %.4f", r.hidden);
+  if (lo.use_attention) n += std::snprintf(terms + n, sizeof terms - n, "  attn %.4f", r.attention);
+  if (lo.use_logits) std::snprintf(terms + n, sizeof terms - n, "  logits %.4f", r.logits);
+  std::printf("%sstep %lld/%lld  epoch %lld  loss %.4f%s  lr %.3g  |g| %.3g  %.0f tok/s  ETA %s%s",
+              tty ? "\r" : "", (long long)r.step, (long long)total, (long long)r.epoch, r.loss,
+              terms, r.lr, r.grad_norm, tok_s, hms(eta).c_str(), tty ? "\033[K" : "\n");
+  line_open = tty;
+  std::fflush(stdout);
+}
+
+void Trainer::Impl::print_eval(const EvalRecord& e) {
+  ojson row;
+  row["step"] = e.step;
+  row["eval_loss"] = e.loss;
+  const DistillLossOptions& lo = loss->options();
+  if (lo.use_hidden) row["eval_hs"] = e.hidden;
+  if (lo.use_attention) row["eval_attn"] = e.attention;
+  if (lo.use_logits) row["eval_logits"] = e.logits;
+  row["eval_sentences"] = e.sentences;
+  row["eval_tokens"] = e.tokens;
+  log_row(row);
+  if (opt.quiet) return;
+  end_line();
+  std::printf("eval at step %lld: loss %.4f over %lld held-out sentences (%lld tokens)\n",
+              (long long)e.step, e.loss, (long long)e.sentences, (long long)e.tokens);
+  std::fflush(stdout);
+}
+
+// ---- public face ----------------------------------------------------------------------------
+
+Trainer::Trainer(const TrainOptions& given) {
+  const fs::path state_path = fs::path(given.out) / kTrainStateFile;
+  KDNAS_CHECK(!given.out.empty(), "distill: --out is required");
+  if (!given.resume) {
+    KDNAS_CHECK(!fs::exists(state_path), "distill: ", given.out, " already holds a training run (",
+                kTrainStateFile, "); pass --resume to continue it or choose another --out");
+    impl_ = std::make_unique<Impl>(given);
+    impl_->setup(std::nullopt);
+  } else {
+    KDNAS_CHECK(fs::exists(state_path), "distill: --resume: there is no ", state_path.string());
+    SafetensorsFile state = SafetensorsFile::open(state_path.string());
+    KDNAS_CHECK(state.metadata().count("format") && state.metadata().at("format") == kFormat &&
+                    state.metadata().count("options"),
+                "distill: ", state_path.string(), " is not a kdnas distillation state");
+    // The checkpoint's recipe; the length and the bookkeeping may be changed.
+    TrainOptions o = train_options_from_json(state.metadata().at("options"));
+    if (given.steps > 0 || given.epochs > 0) o.steps = given.steps, o.epochs = given.epochs;
+    o.out = given.out;
+    o.threads = given.threads;
+    o.quiet = given.quiet;
+    o.resume = true;
+    impl_ = std::make_unique<Impl>(o);
+    impl_->setup(std::move(state));
+  }
+  impl_->tty = !impl_->opt.quiet && isatty(fileno(stdout));
+  impl_->open_log(given.resume);
+}
+
+Trainer::~Trainer() = default;
+
+StepRecord Trainer::train_step() {
+  StepRecord r = impl_->train_step(loss_hook);
+  impl_->window_seconds += r.seconds;
+  impl_->window_tokens += r.tokens;
+  impl_->run_seconds += r.seconds;
+  impl_->run_steps += 1;
+  return r;
+}
+
+EvalRecord Trainer::evaluate() {
+  EvalRecord e = impl_->evaluate();
+  impl_->print_eval(e);
+  return e;
+}
+
+void Trainer::save_checkpoint() {
+  impl_->save();
+}
+
+void Trainer::run(int64_t stop_at) {
+  Impl& m = *impl_;
+  const TrainOptions& o = m.opt;
+  if (!o.quiet) {
+    std::printf(
+        "distilling %s -> %s: student %lld layers, hidden %lld, heads %lld, FFN %lld "
+        "(%lld parameters); %lld training / %lld held-out sentences; step %lld of %lld\n",
+        o.teacher.c_str(), o.out.c_str(), (long long)m.scfg.num_hidden_layers,
+        (long long)m.scfg.hidden_size, (long long)m.scfg.num_attention_heads,
+        (long long)m.scfg.intermediate_size, (long long)m.student.parameter_count(true),
+        (long long)m.corpus.train().size(), (long long)m.corpus.eval().size(), (long long)m.step,
+        (long long)m.total);
+    std::fflush(stdout);
+  }
+  while (m.step < m.total && (stop_at < 0 || m.step < stop_at)) {
+    const StepRecord r = train_step();
+    if (r.step % o.log_every == 0 || r.step == 1 || r.step == m.total) m.progress(r);
+    if (r.step == m.total) break;
+    if (o.eval_every > 0 && r.step % o.eval_every == 0 && !m.eval_batches.empty()) evaluate();
+    if (o.save_every > 0 && r.step % o.save_every == 0) save_checkpoint();
+  }
+  if (m.step < m.total) {  // interrupted on purpose (tests): nothing more is written
+    m.end_line();
+    return;
+  }
+  if (!m.eval_batches.empty()) evaluate();
+  save_checkpoint();
+  m.end_line();
+  if (!o.quiet) std::printf("wrote %s (step %lld)\n", o.out.c_str(), (long long)m.step);
+}
+
+int64_t Trainer::step() const {
+  return impl_->step;
+}
+int64_t Trainer::total_steps() const {
+  return impl_->total;
+}
+DataPosition Trainer::position() const {
+  return impl_->batcher->position();
+}
+const TrainOptions& Trainer::options() const {
+  return impl_->opt;
+}
+const EncoderConfig& Trainer::student_config() const {
+  return impl_->scfg;
+}
+const std::vector<StepRecord>& Trainer::history() const {
+  return impl_->history;
+}
+const std::vector<EvalRecord>& Trainer::evals() const {
+  return impl_->evals;
+}
+
+std::vector<std::pair<std::string, Tensor>> Trainer::named_weights() const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (const auto& [name, v] : impl_->params) out.emplace_back(name, v.value());
+  return out;
+}
+
+std::vector<std::pair<std::string, Tensor>> Trainer::optimizer_state() const {
+  return impl_->optim->state();
+}
+
+}  // namespace kdnas
