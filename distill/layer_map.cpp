@@ -78,8 +78,8 @@ LayerMap parse_layer_map(const std::string& spec, int64_t student_layers, int64_
   KDNAS_CHECK(
       !spec.empty() && (std::isdigit(static_cast<unsigned char>(spec[0])) || spec[0] == '-'),
       "layer map '", spec,
-      "': expected uniform, last, uniform+last or a comma-separated list of teacher "
-      "layers such as 3,7,11");
+      "': expected uniform, last, uniform+last or a comma-separated list of teacher layers "
+      "such as 3,7,11");
   LayerMap map;
   map.kind = LayerMapKind::Explicit;
   size_t start = 0;
@@ -92,8 +92,7 @@ LayerMap parse_layer_map(const std::string& spec, int64_t student_layers, int64_
                 item, "') is not an integer");
     KDNAS_CHECK(layer >= 0 && layer < teacher_layers, "layer map '", spec, "': teacher layer ",
                 layer, " is outside [0, ", teacher_layers,
-                ") (layers are 0-based, embeddings "
-                "excluded)");
+                ") (layers are 0-based, embeddings excluded)");
     map.targets.push_back({layer});
     if (comma == std::string::npos) break;
     start = comma + 1;

@@ -23,9 +23,9 @@ std::vector<std::string> split_commas(const std::string& s) {
 
 // The attention mask as i64 on the CPU, after checking it is [B, T] like the student's states.
 Tensor host_mask(const Tensor& attention_mask, int64_t B, int64_t T) {
-  KDNAS_CHECK(attention_mask.defined(),
-              "distill loss: attention_mask is undefined (pass the "
-              "batch's i64 [B, T] mask, 1 = token)");
+  KDNAS_CHECK(
+      attention_mask.defined(),
+      "distill loss: attention_mask is undefined (pass the batch's i64 [B, T] mask, 1 = token)");
   KDNAS_CHECK(
       attention_mask.dim() == 2 && attention_mask.size(0) == B && attention_mask.size(1) == T,
       "distill loss: attention_mask is ", attention_mask.shape(),
@@ -134,10 +134,10 @@ DistillLoss::DistillLoss(const EncoderConfig& student, const EncoderConfig& teac
   if (opt.use_logits) {
     KDNAS_CHECK(std::isfinite(opt.temperature) && opt.temperature > 0, "distill loss: temperature ",
                 opt.temperature, " must be > 0");
-    KDNAS_CHECK(student.vocab_size == teacher.vocab_size,
-                "distill loss: the logits term needs "
-                "one vocabulary, but the student's vocab_size is ",
-                student.vocab_size, " and the teacher's is ", teacher.vocab_size);
+    KDNAS_CHECK(
+        student.vocab_size == teacher.vocab_size,
+        "distill loss: the logits term needs one vocabulary, but the student's vocab_size is ",
+        student.vocab_size, " and the teacher's is ", teacher.vocab_size);
   }
   if (!opt.use_hidden) return;
   // P_i [k * C_T, C_S]: the student's state mapped to the concatenated teacher states.
@@ -206,9 +206,8 @@ DistillLossTerms DistillLoss::compute(Context& ctx, const EncoderOutput& student
       for (int64_t t : map_.targets[size_t(i)]) {
         const Tensor& h = teacher.hidden[size_t(t + 1)];
         KDNAS_CHECK(h.defined() && h.shape() == Shape({B, T, CT}),
-                    "distill loss (hs): teacher "
-                    "hidden state ",
-                    t + 1, " is ", h.shape(), " but must be [", B, ", ", T, ", ", CT, "]");
+                    "distill loss (hs): teacher hidden state ", t + 1, " is ", h.shape(),
+                    " but must be [", B, ", ", T, ", ", CT, "]");
         parts.emplace_back(h);
       }
       Variable target = parts.size() == 1 ? parts[0] : concat(ctx, parts, -1);  // [B, T, k C_T]
@@ -222,9 +221,8 @@ DistillLossTerms DistillLoss::compute(Context& ctx, const EncoderOutput& student
 
   if (opt_.use_attention) {
     KDNAS_CHECK(int64_t(student.attention.size()) == LS,
-                "distill loss (attn): the student "
-                "output has ",
-                student.attention.size(), " attention entries but needs ", LS,
+                "distill loss (attn): the student output has ", student.attention.size(),
+                " attention entries but needs ", LS,
                 " (run the student's forward with return_attention)");
     const int64_t R = opt_.relation_heads;
     const LayerAttention& sa = student.attention.back();
