@@ -10,5 +10,6 @@ void add_info(CLI::App& app);
 void add_init(CLI::App& app);
 void add_encode(CLI::App& app);
 void add_bench(CLI::App& app);
+void add_distill(CLI::App& app);
 
 }  // namespace kdnas::cli

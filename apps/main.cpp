@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   kdnas::cli::add_init(app);
   kdnas::cli::add_encode(app);
   kdnas::cli::add_bench(app);
+  kdnas::cli::add_distill(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
