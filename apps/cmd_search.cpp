@@ -1,0 +1,1 @@
+// placeholder: kdnas search, being written

@@ -1,0 +1,88 @@
+// Latency on the shipping kernels (ARCHITECTURE.md, "Performance protocol"), a cache of measured
+// latencies, and a cheap latency model that screens candidates.
+//
+// A measurement builds the architecture with random weights (latency does not depend on them),
+// runs the tape-free InferenceEncoder in the given dtype and thread count on B x T tokens:
+// warm-up runs, then `runs` timed runs; the result is the median with min, max and spread. It
+// defends itself against a busy machine: the other processes' CPU time during the runs is read
+// from /proc/stat, and a contended measurement (busy fraction above a threshold) is repeated up
+// to a few times, keeping the least contended one (the flag says when it stayed contended).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "nas/space.h"
+#include "transformer/config.h"
+
+namespace kdnas {
+
+struct LatencySettings {
+  int64_t batch = 1, seq = 128;
+  int threads = 2;
+  std::string dtype = "f32";  // "f32" or "bf16"
+  int64_t warmup = 2, runs = 10;
+  // The cache key part: batch, seq, threads, dtype and the build (kdnas version, backend, CPU
+  // model name from /proc/cpuinfo): "b1.t128.th2.f32|<build>".
+  std::string key() const;
+};
+
+// The build part of the key: version, compiled backends and the CPU model.
+std::string build_id();
+
+struct LatencyMeasurement {
+  double median_ms = 0, min_ms = 0, max_ms = 0;
+  double busy_fraction = 0;  // other processes' share of the machine while timing (0..1)
+  bool contended = false;    // still above the threshold after the retries
+};
+
+// Measures one architecture with the teacher's vocabulary and settings (see top of file).
+LatencyMeasurement measure_latency(const Arch& a, const EncoderConfig& teacher,
+                                   const LatencySettings& s);
+// Measures the teacher itself the same way.
+LatencyMeasurement measure_config_latency(const EncoderConfig& cfg, const LatencySettings& s);
+
+// Measured latencies keyed by (architecture, settings key), stored as JSON
+// ({"<settings key>": {"L,H,A,F": {"median_ms":..,"min_ms":..,"max_ms":..}}}).
+class LatencyTable {
+ public:
+  static LatencyTable load(const std::string& path);  // a missing file is an empty table
+  void save(const std::string& path) const;           // atomically
+  const LatencyMeasurement* find(const Arch& a, const LatencySettings& s) const;
+  void put(const Arch& a, const LatencySettings& s, const LatencyMeasurement& m);
+  // Measured if absent (then stored), else the cached value.
+  LatencyMeasurement get_or_measure(const Arch& a, const EncoderConfig& teacher,
+                                    const LatencySettings& s);
+  // Every (arch, median_ms) under one settings key.
+  std::vector<std::pair<Arch, double>> entries(const LatencySettings& s) const;
+
+ private:
+  std::map<std::string, std::map<std::string, LatencyMeasurement>> table_;
+};
+
+// A linear regression of latency on per-layer cost features, fitted by least squares on the
+// measured (arch, latency) pairs at one setting:
+//   lat ~ w0 + w1 * L*T*H*(4H + 2FF) + w2 * L*T*T*H + w3 * L*T*(H + FF) + w4 * L
+// (GEMM flops, attention flops, element-wise bytes, per-layer overhead; B multiplies the
+// token-proportional terms). With fewer points than features it falls back to the flop term.
+class LatencyModel {
+ public:
+  void fit(const std::vector<std::pair<Arch, double>>& measured, const LatencySettings& s);
+  bool fitted() const { return !w_.empty(); }
+  double predict_ms(const Arch& a) const;
+  // Error of the fit on the measured points: mean absolute percentage error, and the same with
+  // leave-one-out refits (the honest number) when there are enough points.
+  struct Error {
+    double mape = 0, loo_mape = 0;
+    int64_t points = 0;
+  };
+  Error error(const std::vector<std::pair<Arch, double>>& measured) const;
+
+ private:
+  LatencySettings s_;
+  std::vector<double> w_;
+};
+
+}  // namespace kdnas
