@@ -12,7 +12,9 @@ struct RewardOptions {
   double budget_ms = 0;  // > 0: hard budget mode
 };
 
-// Errors (naming the values): non-positive latencies, non-finite loss.
+// Errors (naming the values): non-positive or non-finite latencies, a non-finite loss, beta <= 0,
+// a negative budget. Note 1 - L_KD may be negative for a loss above 1: the reward stays
+// monotonic (lower loss, higher reward) rather than being clamped.
 double reward(double kd_loss, double latency_ms, double teacher_latency_ms,
               const RewardOptions& opt = {});
 

@@ -12,7 +12,9 @@
 //     "max_latency_ms": 0         optional; > 0: candidates measured slower are rejected
 //   }
 // Constraint always applied: hidden % heads == 0. Every list non-empty, positive, no duplicates
-// (sorted on load); unknown keys are errors (a typo must not silently widen the search).
+// (sorted on load); unknown keys are errors (a typo must not silently widen the search). A
+// dimension the file leaves out keeps the default choices; a space where no hidden size is
+// divisible by any head count is an error at load.
 #pragma once
 
 #include <cstdint>
@@ -62,7 +64,8 @@ class SearchSpace {
   // teacher's vocabulary). why, when given, receives the first reason it is not.
   bool valid(const Arch& a, const EncoderConfig& teacher, std::string* why = nullptr) const;
   // Choice indices [4] of an architecture in this space (encoding for the controller) and back;
-  // an architecture outside the space is an error naming it.
+  // an architecture outside the space is an error naming it. Both work on the grid of choices:
+  // neither checks hidden % heads or max_parameters (that is valid()'s job).
   std::vector<int64_t> encode(const Arch& a) const;
   Arch decode(const std::vector<int64_t>& index) const;
   // A uniformly random valid architecture (rejection sampling; an error if none exists).
