@@ -7,6 +7,13 @@
 // defends itself against a busy machine: the other processes' CPU time during the runs is read
 // from /proc/stat, and a contended measurement (busy fraction above a threshold) is repeated up
 // to a few times, keeping the least contended one (the flag says when it stayed contended).
+// "Contended" means the other processes took more than max_busy of the cores we time on, beyond
+// the cores we leave idle: on a 2-core machine timed with 2 threads any other work counts, on a
+// 16-core one a few busy cores do not.
+//
+// The word-embedding table is cut to kLatencyVocab rows for the measurement: a lookup gathers
+// B x T rows whatever the table's size, while building a random 250k-row table per candidate
+// would cost more time and memory than the timing. Every other size is the student's.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +31,10 @@ struct LatencySettings {
   int threads = 2;
   std::string dtype = "f32";  // "f32" or "bf16"
   int64_t warmup = 2, runs = 10;
+  // Contention defence (not part of the key): the other processes' allowed share of our cores,
+  // and how many times a contended measurement is repeated.
+  double max_busy = 0.1;
+  int retries = 3;
   // The cache key part: batch, seq, threads, dtype and the build (kdnas version, backend, CPU
   // model name from /proc/cpuinfo): "b1.t128.th2.f32|<build>".
   std::string key() const;
@@ -32,11 +43,19 @@ struct LatencySettings {
 // The build part of the key: version, compiled backends and the CPU model.
 std::string build_id();
 
+// Rows of the word-embedding table used when measuring (see the top of the file).
+constexpr int64_t kLatencyVocab = 8192;
+
 struct LatencyMeasurement {
   double median_ms = 0, min_ms = 0, max_ms = 0;
   double busy_fraction = 0;  // other processes' share of the machine while timing (0..1)
   bool contended = false;    // still above the threshold after the retries
 };
+
+// The contention rule: the other processes took busy_fraction of `cores` CPUs; contended when
+// what they took beyond the cores our `threads` leave idle exceeds max_busy of our threads.
+// cores <= 0: the machine's count.
+bool latency_contended(double busy_fraction, int cores, int threads, double max_busy);
 
 // Measures one architecture with the teacher's vocabulary and settings (see top of file).
 LatencyMeasurement measure_latency(const Arch& a, const EncoderConfig& teacher,
@@ -67,13 +86,22 @@ class LatencyTable {
 //   lat ~ w0 + w1 * L*T*H*(4H + 2FF) + w2 * L*T*T*H + w3 * L*T*(H + FF) + w4 * L
 // (GEMM flops, attention flops, element-wise bytes, per-layer overhead; B multiplies the
 // token-proportional terms). With fewer points than features it falls back to the flop term.
+// The fit minimises the squared relative error (each point weighted by 1 / lat^2), since the
+// latencies span two orders of magnitude and MAPE is what is reported.
 class LatencyModel {
  public:
+  static constexpr int kFeatures = 5;
+  // The feature vector [kFeatures] of an architecture at the settings' B and T.
+  static std::vector<double> features(const Arch& a, const LatencySettings& s);
+  // The fitted weights [kFeatures] (empty before fit).
+  const std::vector<double>& weights() const { return w_; }
+
   void fit(const std::vector<std::pair<Arch, double>>& measured, const LatencySettings& s);
   bool fitted() const { return !w_.empty(); }
   double predict_ms(const Arch& a) const;
   // Error of the fit on the measured points: mean absolute percentage error, and the same with
-  // leave-one-out refits (the honest number) when there are enough points.
+  // leave-one-out refits (the honest number) when there are enough points. Both in percent;
+  // loo_mape is 0 with fewer than 2 points (each refit falls back as fit() does).
   struct Error {
     double mape = 0, loo_mape = 0;
     int64_t points = 0;
