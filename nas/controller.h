@@ -15,6 +15,15 @@
 // Both are deterministic given the seed and the history: episode e draws its randomness from
 // Rng(rng_hash(seed, e)) (tensor/rng.h), so the only state to save for a resumable search is the
 // predictor's weights and optimizer state, as named tensors.
+//
+// Details of the LSTM predictor: a context architecture outside the space (Arch{} before any
+// episode has a best) reads a learned "none" row of each embedding table. Each update trains
+// train_epochs passes of shuffled mini-batches (batch_size) over all observations, the shuffle
+// seeded by (seed, number of observations); the targets are the rewards standardised over the
+// observations (mean and sd are part of the state, "reward_norm"), and predictions are mapped
+// back to reward units. state() names: "embed.<dim>", "lstm.weight_ih" [4H, 4E] (gates i, f, g,
+// o), "lstm.weight_hh" [4H, H], "lstm.bias" [4H], "head.weight" [1, H], "head.bias" [1],
+// "reward_norm" f64 [2], and "optim.<param>.<slot>" for RMSprop's state (copies, not live).
 #pragma once
 
 #include <cstdint>
@@ -39,6 +48,7 @@ struct ControllerOptions {
   int64_t embed_dim = 32, hidden = 32;
   double lr = 1e-4;
   int64_t train_epochs = 50;  // passes over the observations after each episode
+  int64_t batch_size = 32;    // observations per RMSprop step within a pass
   double eps_start = 1.0, eps_step = 0.05, eps_min = 0.05;
   int64_t pool = 100;
   uint64_t seed = 0;
@@ -60,12 +70,16 @@ class Controller {
   virtual void load_state(const std::vector<std::pair<std::string, Tensor>>& state) = 0;
 };
 
-// kind: "lstm" or "random"; errors name an unknown kind.
+// kind: "lstm" or "random"; errors name an unknown kind and a bad option. propose() asking for
+// more candidates than the space has valid architectures is an error.
 std::unique_ptr<Controller> make_controller(const std::string& kind, const SearchSpace& space,
                                             const EncoderConfig& teacher,
                                             const ControllerOptions& opt);
 
 // Exploration rate of an episode: max(eps_min, eps_start - eps_step * episode).
 double exploration(const ControllerOptions& opt, int64_t episode);
+// Random candidates of an episode of n: floor(eps * n), robust to rounding (eps = 0.85 and
+// n = 20 give 17 although 1 - 3 * 0.05 is 0.8499999999999999 in double).
+int64_t random_count(const ControllerOptions& opt, int64_t episode, int64_t n);
 
 }  // namespace kdnas

@@ -182,6 +182,13 @@ LatencyMeasurement measure_config_latency(const EncoderConfig& config, const Lat
   cfg.validate();
   const Encoder enc = Encoder::init_random(cfg, 0);
   InferenceEncoder inf(enc, dtype_from_name(s.dtype));
+  // A Context with a thread count sets the process's OpenMP thread count (which oneDNN reads at
+  // every primitive) and leaves it set; put it back afterwards so that timing at 2 threads does
+  // not leave the caller's distillation running on 2. Context(Ref, 0) reads it unchanged.
+  struct RestoreThreads {
+    int n = Context(Backend::Ref, 0).threads();
+    ~RestoreThreads() { Context(Backend::Ref, n); }
+  } restore;
   Context ctx(best_cpu_backend(), s.threads);
   const Tensor ids = random_ids(cfg, s.batch, s.seq);
   const Tensor mask = Tensor::ones({s.batch, s.seq}, DType::I64);

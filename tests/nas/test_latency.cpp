@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "kernels/context.h"
 #include "nas/latency.h"
 #include "tests/test_util.h"
 
@@ -78,6 +79,10 @@ TEST_SUITE("nas") {
       CHECK(m.busy_fraction >= 0);
       CHECK(m.busy_fraction <= 1);
     }
+    // Timing at 1 thread leaves the process's OpenMP thread count as it found it.
+    const int threads = Context(Backend::Ref, 0).threads();
+    measure_latency({1, 32, 2, 64}, t, tiny_settings());
+    CHECK(Context(Backend::Ref, 0).threads() == threads);
     LatencySettings s = tiny_settings();
     s.runs = 4;  // an even count: the median is the mean of the middle two
     s.retries = 1;
