@@ -11,5 +11,6 @@ void add_init(CLI::App& app);
 void add_encode(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_distill(CLI::App& app);
+void add_search(CLI::App& app);
 
 }  // namespace kdnas::cli
