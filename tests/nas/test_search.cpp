@@ -58,7 +58,7 @@ std::vector<ParetoPoint> hand_points() {
 }  // namespace
 
 TEST_SUITE("nas_search") {
-  TEST_CASE("pareto front: dominance, ties, order") {
+  TEST_CASE("pareto front: dominance and ties and order") {
     const auto pts = hand_points();
     const std::vector<size_t> front = pareto_front(pts);
     CHECK(front == std::vector<size_t>{0, 1, 3, 4});
@@ -66,7 +66,7 @@ TEST_SUITE("nas_search") {
     CHECK(pareto_front({pts[2]}) == std::vector<size_t>{0});
   }
 
-  TEST_CASE("pareto writers: CSV, JSON and SVG are well formed and hold every point") {
+  TEST_CASE("pareto writers: CSV and JSON and SVG are well formed and hold every point") {
     const auto pts = hand_points();
     const auto front = pareto_front(pts);
     const std::string csv = pareto_csv(pts, front);
@@ -187,7 +187,7 @@ std::vector<std::string> rows(const SearchResult& r) {
 }  // namespace
 
 TEST_SUITE("nas_search") {
-  TEST_CASE("search: finishes, writes every file, reuses cached candidates") {
+  TEST_CASE("search: finishes and writes every file and reuses cached candidates") {
     TempDir dir("full");
     FakeProxy proxy;
     const SearchResult r = run_search(tiny_search(dir.path / "run", proxy));
@@ -280,7 +280,7 @@ TEST_SUITE("nas_search") {
     }
   }
 
-  TEST_CASE("search: the latency model screens, the space's limit rejects") {
+  TEST_CASE("search: the latency model screens and the space limit rejects") {
     TempDir dir("screen");
     FakeProxy proxy;
     SearchOptions o = tiny_search(dir.path / "run", proxy);
@@ -347,7 +347,7 @@ TEST_SUITE("nas_search") {
     CHECK(d.best_so_far == c.best_so_far);
   }
 
-  TEST_CASE("search: best per budget, reward curve, comparison report") {
+  TEST_CASE("search: best per budget and reward curve and comparison report") {
     std::vector<Candidate> cands(3);
     cands[0].arch = {1, 16, 2, 32}, cands[0].latency_ms = 1, cands[0].reward = 0.5;
     cands[1].arch = {2, 32, 2, 64}, cands[1].latency_ms = 3, cands[1].reward = 0.8;
