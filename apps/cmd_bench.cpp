@@ -1,5 +1,5 @@
 // kdnas bench (--model DIR | --config FILE.json) --batch B --seq T --threads N --dtype f32|bf16
-//             [--runs R] [--warmup W] [--json]
+//             [--runs R] [--warmup W] [--json] [--profile FILE.json]
 // Latency of the inference forward pass (ARCHITECTURE.md's protocol: warm-up, then the median
 // of R timed runs, with the spread), tokens/s and GFLOP/s.
 #include <algorithm>
@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "apps/commands.h"
+#include "kernels/profiler.h"
 #include "transformer/inference.h"
 #include "transformer/model_dir.h"
 
@@ -17,7 +18,7 @@ namespace kdnas::cli {
 void add_bench(CLI::App& app) {
   auto* cmd = app.add_subcommand("bench", "Time the inference forward pass");
   struct Args {
-    std::string model, config, dtype = "f32";
+    std::string model, config, dtype = "f32", profile;
     int64_t batch = 1, seq = 128, threads = 0, runs = 20, warmup = 3;
     bool json = false;
   };
@@ -37,9 +38,14 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--warmup", a->warmup, "untimed runs first (default 3)")
       ->check(CLI::Range(int64_t(0), int64_t(1) << 40));
   cmd->add_flag("--json", a->json, "print one JSON object instead of a table");
+  cmd->add_option("--profile", a->profile,
+                  "per-op Chrome trace of the timed runs to FILE.json, summary on stderr "
+                  "(docs/profiling.md)");
   cmd->callback([a] {
     KDNAS_CHECK(!a->model.empty() || !a->config.empty(),
                 "bench: give --model DIR or --config FILE.json");
+    // Opened first, so that a bad path fails before the model is loaded.
+    auto prof = a->profile.empty() ? nullptr : std::make_shared<Profiler>(a->profile);
     Encoder enc;
     if (!a->model.empty()) {
       enc = load_model_dir(a->model).encoder;
@@ -61,7 +67,11 @@ void add_bench(CLI::App& app) {
       ids.data<int64_t>()[b * a->seq + a->seq - 1] = cfg.eos_token_id;
     }
     Tensor mask = Tensor::ones({a->batch, a->seq}, DType::I64);
+    // --profile (or else KDNAS_PROFILE's profiler) sees the timed runs only, not the warm-up.
+    std::shared_ptr<Profiler> timed_prof = prof ? prof : ctx.shared_profiler();
+    ctx.set_profiler(nullptr);
     for (int64_t i = 0; i < a->warmup; ++i) inf.forward(ctx, ids, mask, false);
+    ctx.set_profiler(timed_prof);
     std::vector<double> ms;
     for (int64_t i = 0; i < a->runs; ++i) {
       auto t0 = std::chrono::steady_clock::now();
@@ -94,6 +104,10 @@ void add_bench(CLI::App& app) {
           (long long)a->runs, (long long)a->warmup);
       std::printf("latency  median %.2f ms (min %.2f, max %.2f)\n", median, lo, hi);
       std::printf("rate     %.0f tokens/s, %.1f GFLOP/s\n", tokens, gflops);
+    }
+    if (prof) {
+      std::fflush(stdout);  // the table first, then the profile on stderr
+      prof->finish();
     }
   });
 }

@@ -1,5 +1,5 @@
 // kdnas encode --model DIR (--text "..." | --ids "0 581 2;0 5 2" | --input FILE) [--max-len N]
-//              [--dtype f32|bf16] --out FILE.safetensors
+//              [--dtype f32|bf16] --out FILE.safetensors [--profile FILE.json]
 // Writes hidden_states f32 [L+1, B, T, C] and attention_mask i64 [B, T].
 #include <cstdio>
 #include <fstream>
@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "apps/commands.h"
+#include "kernels/profiler.h"
 #include "transformer/inference.h"
 #include "transformer/model_dir.h"
 #include "transformer/safetensors.h"
@@ -59,7 +60,7 @@ EncodedBatch parse_ids(const std::string& text, int64_t pad_id, int64_t vocab) {
 void add_encode(CLI::App& app) {
   auto* cmd = app.add_subcommand("encode", "Run the encoder and write every layer's hidden states");
   struct Args {
-    std::string model, text, ids, input, out, dtype = "f32";
+    std::string model, text, ids, input, out, dtype = "f32", profile;
     int64_t max_len = 512;
   };
   auto a = std::make_shared<Args>();
@@ -73,9 +74,12 @@ void add_encode(CLI::App& app) {
       ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
   cmd->add_option("--dtype", a->dtype, "f32 or bf16")->check(CLI::IsMember({"f32", "bf16"}));
   cmd->add_option("--out", a->out, "output .safetensors file")->required();
+  cmd->add_option("--profile", a->profile,
+                  "per-op Chrome trace to FILE.json, summary on stderr (docs/profiling.md)");
   cmd->callback([a] {
     KDNAS_CHECK(!a->text.empty() + !a->ids.empty() + !a->input.empty() == 1,
                 "encode: give exactly one of --text, --ids or --input");
+    auto prof = a->profile.empty() ? nullptr : std::make_shared<Profiler>(a->profile);
     Model m = load_model_dir(a->model);
     EncodedBatch batch;
     if (!a->ids.empty()) {
@@ -100,12 +104,17 @@ void add_encode(CLI::App& app) {
     KDNAS_CHECK(batch.input_ids.size(1) <= max_t, "encode: sequence of ", batch.input_ids.size(1),
                 " tokens; this model takes at most ", max_t);
     Context ctx;
+    if (prof) ctx.set_profiler(prof);
     InferenceEncoder enc(m.encoder, dtype_from_name(a->dtype));
     Tensor hs = enc.forward(ctx, batch.input_ids, batch.attention_mask, true);
     write_safetensors(a->out, {{"hidden_states", hs}, {"attention_mask", batch.attention_mask}},
                       {{"model", a->model}, {"dtype", a->dtype}});
     std::printf("wrote %s: hidden_states %s, attention_mask %s\n", a->out.c_str(),
                 shape_str(hs.shape()).c_str(), shape_str(batch.attention_mask.shape()).c_str());
+    if (prof) {
+      std::fflush(stdout);
+      prof->finish();
+    }
   });
 }
 

@@ -6,6 +6,7 @@
 #include "kernels/cpu/binary_cpu.h"
 #include "kernels/cuda/binary_cuda.h"
 #include "kernels/dispatch.h"
+#include "kernels/profiler.h"
 
 namespace kdnas {
 namespace {
@@ -49,8 +50,8 @@ Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b) {
     // Align at the last dim; a missing leading dim counts as 1.
     const int64_t x = k + a.size() >= n ? a[k + a.size() - n] : 1;
     const int64_t y = k + b.size() >= n ? b[k + b.size() - n] : 1;
-    KDNAS_CHECK(x == y || x == 1 || y == 1, op, ": cannot broadcast a ", a, " with b ", b,
-                " (dim ", k, " of the result: ", x, " vs ", y, ")");
+    KDNAS_CHECK(x == y || x == 1 || y == 1, op, ": cannot broadcast a ", a, " with b ", b, " (dim ",
+                k, " of the result: ", x, " vs ", y, ")");
     out[k] = x == 1 ? y : x;
   }
   return out;
@@ -63,6 +64,8 @@ Tensor binary_forward(Context& ctx, BinaryOp op, const Tensor& a, const Tensor& 
   check_same_device(name, {&a, &b});
   const Shape shape = broadcast_shapes(name, a.shape(), b.shape());
   const Route r = route_for(ctx, name, a);
+  ProfileScope prof(ctx, name);
+  if (prof) prof.set(r, {&a, &b}, double(shape_numel(shape)) * double(a.element_size()));
   Tensor out = Tensor::empty(shape, a.dtype(), a.device());
   const Shape sa = broadcast_strides(a, shape), sb = broadcast_strides(b, shape);
   if (on_ref(r, a, name)) {
@@ -103,6 +106,8 @@ BinaryGrads binary_backward(Context& ctx, BinaryOp op, const Tensor& dout, const
   KDNAS_CHECK(dout.shape() == shape, nm, ": dout is ", dout.shape(), " but a ", a.shape(),
               " and b ", b.shape(), " broadcast to ", shape);
   const Route r = route_for(ctx, nm, dout);
+  ProfileScope prof(ctx, nm);
+  if (prof) prof.set(r, {&dout, &a, &b}, profile_bytes({&a, &b}));
   BinaryGrads g;
   if (on_ref(r, dout, name)) {
     // Contiguous copies, so that one set of strides reads a and writes da (likewise b, db).
@@ -111,8 +116,8 @@ BinaryGrads binary_backward(Context& ctx, BinaryOp op, const Tensor& dout, const
     g.db = Tensor::zeros(b.shape(), b.dtype());
     const Shape sa = broadcast_strides(ac, shape), sb = broadcast_strides(bc, shape);
     dispatch_float(nm, dout.dtype(), [&]<typename T>() {
-      binary_backward_ref(g.da.data<T>(), g.db.data<T>(), dc.data<T>(), ac.data<T>(),
-                          bc.data<T>(), op, shape, sa, sb);
+      binary_backward_ref(g.da.data<T>(), g.db.data<T>(), dc.data<T>(), ac.data<T>(), bc.data<T>(),
+                          op, shape, sa, sb);
     });
     return g;
   }
@@ -136,7 +141,7 @@ BinaryGrads binary_backward(Context& ctx, BinaryOp op, const Tensor& dout, const
       g.db = sum_temp_to(ctx, mul(ctx, dc, a), b.shape());
       break;
     case BinaryOp::Div: {
-      const Tensor q = div(ctx, dc, b);  // dout / b
+      const Tensor q = div(ctx, dc, b);                                  // dout / b
       g.db = div(ctx, sum_to(ctx, mul(ctx, q, a), b.shape(), -1.f), b);  // -sum(q * a) / b
       g.da = sum_temp_to(ctx, q, a.shape());
       break;

@@ -3,6 +3,7 @@
 #include "kernels/cpu/cast_cpu.h"
 #include "kernels/cuda/cast_cuda.h"
 #include "kernels/dispatch.h"
+#include "kernels/profiler.h"
 #include "kernels/ref/cast_ref.h"
 
 namespace kdnas {
@@ -49,6 +50,8 @@ Tensor cast(Context& ctx, const Tensor& x, DType to) {
               "; cannot cast to ", dtype_name(to), " (f32, f64, bf16 or f16)");
   const Route r = route_for(ctx, op, x);
   if (x.dtype() == to) return x.contiguous();
+  ProfileScope prof(ctx, op);
+  if (prof) prof.set(r, {&x}, double(x.numel()) * double(dtype_size(to)));
   if (r == Route::Cuda) {  // f32, bf16 and f16 on the device (f64 is a CPU dtype)
     KDNAS_CHECK(x.dtype() != DType::F64 && to != DType::F64, "cast: x is ", dtype_name(x.dtype()),
                 " ", x.shape(), " on ", x.device().str(), "; f64 casts run on the CPU only");

@@ -3,6 +3,7 @@
 #include "kernels/cpu/concat_cpu.h"
 #include "kernels/cuda/concat_cuda.h"
 #include "kernels/dispatch.h"
+#include "kernels/profiler.h"
 #include "kernels/ref/concat_ref.h"
 
 namespace kdnas {
@@ -30,10 +31,14 @@ void outer_inner(const Shape& shape, int64_t dim, int64_t& outer, int64_t& inner
 template <typename F>
 void dispatch_bytes(size_t element_size, F&& f) {
   switch (element_size) {
-    case 1: return f.template operator()<uint8_t>();
-    case 2: return f.template operator()<uint16_t>();
-    case 4: return f.template operator()<uint32_t>();
-    case 8: return f.template operator()<uint64_t>();
+    case 1:
+      return f.template operator()<uint8_t>();
+    case 2:
+      return f.template operator()<uint16_t>();
+    case 4:
+      return f.template operator()<uint32_t>();
+    case 8:
+      return f.template operator()<uint64_t>();
   }
   KDNAS_ASSERT(false);
 }
@@ -50,6 +55,8 @@ std::vector<Tensor> split_impl(Context& ctx, const char* op, const Tensor& x, in
   KDNAS_CHECK(sum == x.size(d), op, ": sizes ", sizes, " sum to ", sum, " but dim ", d, " of x ",
               x.shape(), " is ", x.size(d));
   const Route r = route_for(ctx, op, x);
+  ProfileScope prof(ctx, op);
+  if (prof) prof.set(r, {&x}, double(x.nbytes()));
   int64_t outer, inner;
   outer_inner(x.shape(), d, outer, inner);
   const Tensor xc = x.contiguous();
@@ -98,14 +105,25 @@ Tensor concat(Context& ctx, const std::vector<Tensor>& xs, int64_t dim) {
     for (int64_t j = 0; same && j < x0.dim(); ++j) same = j == d || x.size(j) == x0.size(j);
     KDNAS_CHECK(same, op, ": xs[0] is ", x0.shape(), " but xs[", k, "] is ", x.shape(),
                 "; they must match in every dim but dim ", d);
-    KDNAS_CHECK(x.dtype() == x0.dtype(), op, ": xs[0] is ", dtype_name(x0.dtype()), " ",
-                x0.shape(), " but xs[", k, "] is ", dtype_name(x.dtype()), " ", x.shape());
+    KDNAS_CHECK(x.dtype() == x0.dtype(), op, ": xs[0] is ", dtype_name(x0.dtype()), " ", x0.shape(),
+                " but xs[", k, "] is ", dtype_name(x.dtype()), " ", x.shape());
     KDNAS_CHECK(x.device() == x0.device(), op, ": xs[0] is on ", x0.device().str(), " but xs[", k,
                 "] is on ", x.device().str());
     sizes.push_back(x.size(d));
     out_shape[size_t(d)] += x.size(d);
   }
   const Route r = route_for(ctx, op, x0);
+  ProfileScope prof(ctx, op);
+  if (prof) {
+    double bytes = 0;
+    std::string shapes;
+    for (const Tensor& t : xs) {
+      bytes += double(t.nbytes());
+      shapes += shapes.empty() ? "" : ", ";
+      shapes += shape_str(t.shape());
+    }
+    prof.set(r, x0.dtype(), std::move(shapes), 0, 2 * bytes);  // read once, written once
+  }
   int64_t outer, inner;
   outer_inner(x0.shape(), d, outer, inner);
   std::vector<Tensor> cs;

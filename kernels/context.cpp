@@ -1,6 +1,7 @@
 #include "kernels/context.h"
 
 #include "kernels/cuda/cuda_context.h"
+#include "kernels/profiler.h"
 #include "tensor/check.h"
 
 #if KDNAS_HAVE_OPENMP
@@ -55,6 +56,7 @@ Context::Context(Backend backend, int threads) {
 #else
   threads_ = 1;
 #endif
+  profiler_ = Profiler::from_env();
 }
 
 Context::~Context() = default;

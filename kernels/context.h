@@ -16,6 +16,8 @@ namespace kdnas {
 //   Onednn - kernels/cpu with oneDNN primitives where they are faster; the rest as Omp.
 enum class Backend : unsigned char { Ref, Omp, Onednn };
 
+class Profiler;  // kernels/profiler.h
+
 const char* backend_name(Backend b);
 bool onednn_compiled();                        // built with KDNAS_WITH_ONEDNN
 bool openmp_compiled();                        // built with KDNAS_WITH_OPENMP
@@ -45,9 +47,16 @@ class Context {
   BackendState* state(Slot s) const { return states_[s].get(); }
   void set_state(Slot s, std::unique_ptr<BackendState> st) { states_[s] = std::move(st); }
 
+  // The per-op profiler (kernels/profiler.h, docs/profiling.md), or null: profiling off. A new
+  // Context gets the one KDNAS_PROFILE asks for; set_profiler replaces it (null turns it off).
+  Profiler* profiler() const { return profiler_.get(); }
+  const std::shared_ptr<Profiler>& shared_profiler() const { return profiler_; }
+  void set_profiler(std::shared_ptr<Profiler> p) { profiler_ = std::move(p); }
+
  private:
   Backend backend_;
   int threads_ = 1;
+  std::shared_ptr<Profiler> profiler_;
   std::unique_ptr<BackendState> states_[kSlotCount];
 };
 

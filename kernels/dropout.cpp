@@ -5,6 +5,7 @@
 #include "kernels/cpu/dropout_cpu.h"
 #include "kernels/cuda/dropout_cuda.h"
 #include "kernels/dispatch.h"
+#include "kernels/profiler.h"
 #include "kernels/ref/dropout_ref.h"
 
 namespace kdnas {
@@ -23,6 +24,8 @@ DropoutOutput dropout_forward(Context& ctx, const Tensor& x, double p, uint64_t 
   check_dtype(op, "x", x, {DType::F32, DType::F64});
   check_p(op, p, x);
   const Route r = route_for(ctx, op, x);
+  ProfileScope prof(ctx, op);
+  if (prof) prof.set(r, {&x}, double(x.nbytes()) + double(x.numel()));  // out + the u8 mask
   Tensor xc = x.contiguous();
   DropoutOutput res{Tensor::empty(x.shape(), x.dtype(), x.device()),
                     Tensor::empty(x.shape(), DType::U8, x.device())};
@@ -51,6 +54,8 @@ Tensor dropout_backward(Context& ctx, const Tensor& dout, const Tensor& mask, do
   check_same_device(op, {&dout, &mask});
   check_p(op, p, dout);
   const Route r = route_for(ctx, op, dout);
+  ProfileScope prof(ctx, op);
+  if (prof) prof.set(r, {&dout, &mask}, double(dout.nbytes()));
   Tensor dc = dout.contiguous(), mc = mask.contiguous();
   Tensor dx = Tensor::empty(dout.shape(), dout.dtype(), dout.device());
   const int64_t n = dout.numel();

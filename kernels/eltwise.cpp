@@ -3,6 +3,7 @@
 #include "kernels/cpu/eltwise_cpu.h"
 #include "kernels/cuda/eltwise_cuda.h"
 #include "kernels/dispatch.h"
+#include "kernels/profiler.h"
 #include "kernels/ref/eltwise_ref.h"
 
 namespace kdnas {
@@ -14,6 +15,8 @@ template <typename Ref, typename Fast>
 Tensor unary(Context& ctx, const char* op, const Tensor& x, Ref&& ref, Fast&& fast) {
   check_dtype(op, "x", x, {DType::F32, DType::F64});
   const Route r = route_for(ctx, op, x);
+  ProfileScope prof(ctx, op);
+  if (prof) prof.set(r, {&x}, double(x.nbytes()));
   Tensor xc = x.contiguous();
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   const int64_t n = x.numel();
@@ -37,6 +40,8 @@ Tensor unary_backward(Context& ctx, const char* op, const Tensor& dout, const Te
   check_same_shape(op, "dout", dout, "saved input", saved);
   check_same_device(op, {&dout, &saved});
   const Route r = route_for(ctx, op, dout);
+  ProfileScope prof(ctx, op);
+  if (prof) prof.set(r, {&dout, &saved}, double(dout.nbytes()));
   Tensor dc = dout.contiguous(), sc = saved.contiguous();
   Tensor dinp = Tensor::empty(dout.shape(), dout.dtype(), dout.device());
   const int64_t n = dout.numel();

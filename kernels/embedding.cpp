@@ -3,6 +3,7 @@
 #include "kernels/cpu/embedding_cpu.h"
 #include "kernels/cuda/embedding_cuda.h"
 #include "kernels/dispatch.h"
+#include "kernels/profiler.h"
 #include "kernels/ref/embedding_ref.h"
 
 namespace kdnas {
@@ -39,6 +40,12 @@ Tensor embedding_forward(Context& ctx, const Tensor& ids, const Tensor& table) {
   check_dim(op, "table", table, 2);
   check_same_device(op, {&table, &ids});
   const Route r = route_for(ctx, op, table);
+  // Traffic: the ids, and one table row read and one output row written per id.
+  ProfileScope prof(ctx, op);
+  if (prof)
+    prof.set(
+        r, table.dtype(), profile_shapes({&ids, &table}), 0,
+        double(ids.nbytes()) + 2.0 * double(ids.numel() * table.size(1)) * table.element_size());
   const int64_t V = table.size(0), C = table.size(1), N = ids.numel();
   Tensor idc = checked_ids(op, ids, V);
   Tensor tc = table.contiguous();
@@ -83,6 +90,10 @@ Tensor embedding_backward(Context& ctx, const Tensor& dout, const Tensor& ids, i
   const char* op = "embedding_backward";
   check_backward(op, dout, ids, V, padding_idx);
   const Route r = route_for(ctx, op, dout);
+  ProfileScope prof(ctx, op);
+  if (prof)
+    prof.set(r, dout.dtype(), profile_shapes({&dout, &ids}), 0,
+             profile_bytes({&dout, &ids}) + double(V * dout.size(-1)) * dout.element_size());
   Tensor idc = checked_ids(op, ids, V);
   const int64_t C = dout.size(-1), N = ids.numel();
   Tensor dc = dout.contiguous();
@@ -116,6 +127,10 @@ void embedding_backward_accumulate(Context& ctx, const Tensor& dtable, const Ten
   KDNAS_CHECK(dout.size(-1) == C, op, ": dout is ", dout.shape(), " but dtable is ", dtable.shape(),
               " (last dims differ)");
   const Route r = route_for(ctx, op, dout);
+  ProfileScope prof(ctx, op);
+  if (prof)  // each id's row of dtable read and written
+    prof.set(r, dout.dtype(), profile_shapes({&dout, &ids}), 0,
+             profile_bytes({&ids}) + 3.0 * double(dout.nbytes()));
   Tensor idc = checked_ids(op, ids, V);
   Tensor dc = dout.contiguous();
   if (r == Route::Ref || dout.dtype() == DType::F64) {

@@ -5,6 +5,7 @@
 #include "kernels/cpu/layer_norm_cpu.h"
 #include "kernels/cuda/layer_norm_cuda.h"
 #include "kernels/dispatch.h"
+#include "kernels/profiler.h"
 #include "kernels/ref/layer_norm_ref.h"
 
 namespace kdnas {
@@ -55,6 +56,8 @@ LayerNormOutput layer_norm_forward(Context& ctx, const Tensor& x, const Tensor& 
   KDNAS_CHECK(std::isfinite(eps) && eps >= 0, op, ": eps must be finite and >= 0, got ", eps,
               " (x is ", x.shape(), ")");
   const Route r = route_for(ctx, op, x);
+  ProfileScope prof(ctx, op);
+  if (prof) prof.set(r, {&x, &gamma, &beta}, double(x.nbytes()) + 2.0 * rows * x.element_size());
   Tensor xc = x.contiguous(), gc = gamma.contiguous(), bc = beta.contiguous();
   LayerNormOutput res{Tensor::empty(x.shape(), x.dtype(), x.device()),
                       Tensor::empty({rows}, x.dtype(), x.device()),
@@ -90,6 +93,9 @@ LayerNormGrads layer_norm_backward(Context& ctx, const Tensor& dout, const Tenso
   check_stat(op, "rstd", rstd, x, rows);
   check_same_device(op, {&x, &dout, &gamma, &mean, &rstd});
   const Route r = route_for(ctx, op, x);
+  ProfileScope prof(ctx, op);
+  if (prof)
+    prof.set(r, {&dout, &x, &gamma, &mean, &rstd}, profile_bytes({&x, &gamma}) + gamma.nbytes());
   Tensor dc = dout.contiguous(), xc = x.contiguous(), gc = gamma.contiguous();
   Tensor mc = mean.contiguous(), sc = rstd.contiguous();
   LayerNormGrads g{Tensor::empty(x.shape(), x.dtype(), x.device()),

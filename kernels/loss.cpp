@@ -6,6 +6,7 @@
 #include "kernels/cpu/loss_cpu.h"
 #include "kernels/cuda/loss_cuda.h"
 #include "kernels/dispatch.h"
+#include "kernels/profiler.h"
 #include "kernels/ref/loss_ref.h"
 
 namespace kdnas {
@@ -84,6 +85,8 @@ Tensor mse_forward(Context& ctx, const Tensor& pred, const Tensor& target, const
   check_pair(op, "pred", pred, "target", target);
   KDNAS_CHECK(pred.dim() >= 1, op, ": pred must have at least 1 dim, got shape ", pred.shape());
   const Route r = route_for(ctx, op, pred);
+  ProfileScope prof(ctx, op);
+  if (prof) prof.set(r, {&pred, &target, &row_mask}, double(pred.element_size()));
   const std::vector<uint8_t> m = mask_bytes(op, row_mask, "pred", pred);
   Tensor pc = pred.contiguous(), tc = target.contiguous();
   const int64_t C = pred.size(-1), R = shape_numel(rows_of(pred));
@@ -107,6 +110,8 @@ MseGrads mse_backward(Context& ctx, double dloss, const Tensor& pred, const Tens
   check_pair(op, "pred", pred, "target", target);
   KDNAS_CHECK(pred.dim() >= 1, op, ": pred must have at least 1 dim, got shape ", pred.shape());
   const Route r = route_for(ctx, op, pred);
+  ProfileScope prof(ctx, op);
+  if (prof) prof.set(r, {&pred, &target, &row_mask}, 2.0 * double(pred.nbytes()));
   const std::vector<uint8_t> m = mask_bytes(op, row_mask, "pred", pred);
   Tensor pc = pred.contiguous(), tc = target.contiguous();
   const int64_t C = pred.size(-1), R = shape_numel(rows_of(pred));
@@ -135,6 +140,8 @@ Tensor cross_entropy_forward(Context& ctx, const Tensor& logits, const Tensor& t
   check_dtype(op, "logits", logits, {DType::F32, DType::F64});
   check_dim(op, "logits", logits, 2);
   const Route r = route_for(ctx, op, logits);
+  ProfileScope prof(ctx, op);
+  if (prof) prof.set(r, {&logits, &targets}, double(logits.element_size()));
   Tensor tg = checked_targets(op, targets, logits, ignore_index);
   Tensor lc = logits.contiguous();
   const int64_t N = logits.size(0), V = logits.size(1);
@@ -159,6 +166,8 @@ Tensor cross_entropy_backward(Context& ctx, double dloss, const Tensor& logits,
   check_dtype(op, "logits", logits, {DType::F32, DType::F64});
   check_dim(op, "logits", logits, 2);
   const Route r = route_for(ctx, op, logits);
+  ProfileScope prof(ctx, op);
+  if (prof) prof.set(r, {&logits, &targets}, double(logits.nbytes()));
   Tensor tg = checked_targets(op, targets, logits, ignore_index);
   Tensor lc = logits.contiguous();
   const int64_t N = logits.size(0), V = logits.size(1);
@@ -195,6 +204,10 @@ Tensor kl_div_forward(Context& ctx, const Tensor& student_logits, const Tensor& 
   const char* op = "kl_div";
   check_kl(op, student_logits, teacher_logits, temperature);
   const Route r = route_for(ctx, op, student_logits);
+  ProfileScope prof(ctx, op);
+  if (prof)
+    prof.set(r, {&student_logits, &teacher_logits, &row_mask},
+             double(student_logits.element_size()));
   const std::vector<uint8_t> m = mask_bytes(op, row_mask, "student_logits", student_logits);
   Tensor sc = student_logits.contiguous(), tc = teacher_logits.contiguous();
   const int64_t N = sc.size(0), V = sc.size(1);
@@ -218,6 +231,9 @@ Tensor kl_div_backward(Context& ctx, double dloss, const Tensor& student_logits,
   const char* op = "kl_div_backward";
   check_kl(op, student_logits, teacher_logits, temperature);
   const Route r = route_for(ctx, op, student_logits);
+  ProfileScope prof(ctx, op);
+  if (prof)
+    prof.set(r, {&student_logits, &teacher_logits, &row_mask}, double(student_logits.nbytes()));
   const std::vector<uint8_t> m = mask_bytes(op, row_mask, "student_logits", student_logits);
   Tensor sc = student_logits.contiguous(), tc = teacher_logits.contiguous();
   const int64_t N = sc.size(0), V = sc.size(1);

@@ -7,6 +7,7 @@
 #include "kernels/cuda/binary_cuda.h"
 #include "kernels/cuda/matmul_cuda.h"
 #include "kernels/dispatch.h"
+#include "kernels/profiler.h"
 #include "kernels/ref/matmul_ref.h"
 
 namespace kdnas {
@@ -207,6 +208,13 @@ Tensor matmul_forward(Context& ctx, const Tensor& a_in, const Tensor& b_in,
   check_bias(op, opts.bias, in, b_in.size(-1), a_in, b_in, "b");
   const bool gelu = opts.act == Activation::Gelu;
   const Route r = route_for(ctx, op, a_in);
+  // 2·M·N·K per output matrix: out has numel = batch·M·N elements, each a K-long dot product.
+  ProfileScope prof(ctx, op);
+  if (prof) {
+    const double outn = double(shape_numel(matmul_out_shape(op, a_in, b_in)));
+    prof.set(r, {&a_in, &b_in, &opts.bias}, outn * double(dtype_size(out_dtype)),
+             2.0 * outn * double(a_in.size(-1)));
+  }
   const bool on_ref = r == Route::Ref || in == DType::F64;
   KDNAS_CHECK(!on_ref || a_in.device().is_cpu(), op, ": f64 runs on the CPU reference only");
 
@@ -219,6 +227,12 @@ Tensor matmul_forward(Context& ctx, const Tensor& a_in, const Tensor& b_in,
   }
   const Shape out_shape = matmul_out_shape(op, a, b);
   const GemmLayout l = gemm_layout(op, a, b);
+  if (prof) {  // as ONEDNN_VERBOSE's problem_desc: src:weights:dst, batch dims first
+    std::string batch;
+    for (int64_t d : l.batch) batch += std::to_string(d) + "x";
+    const std::string M = std::to_string(l.M), K = std::to_string(l.K), N = std::to_string(l.N);
+    prof.set_gemm(batch + M + "x" + K + ":" + batch + K + "x" + N + ":" + batch + M + "x" + N);
+  }
   const DType kernel_out = widen ? DType::F32 : out_dtype;
   Tensor out = Tensor::empty(out_shape, kernel_out, a_in.device());
   if (out.numel() == 0) return out.to(out_dtype);
@@ -262,6 +276,14 @@ Tensor linear_forward(Context& ctx, const Tensor& x, const Tensor& w, const Tens
               " but w is ", w.shape(), " (w must be [N, K] with K = x's last dim)");
   check_bias(op, bias, x.dtype(), w.size(0), x, w, "w");
   matmul_out_dtype(op, x.dtype(), out_dtype);
+  ProfileScope prof(ctx, op);
+  if (prof) {  // a GEMM of rows x K by K x N
+    const int64_t rows = x.numel() / std::max<int64_t>(x.size(-1), 1), K = w.size(1), N = w.size(0);
+    prof.set(route_for(ctx, op, x), {&x, &w, &bias}, double(rows * N) * dtype_size(out_dtype),
+             2.0 * double(rows) * double(N) * double(K));
+    const std::string m = std::to_string(rows), k = std::to_string(K), n = std::to_string(N);
+    prof.set_gemm(m + "x" + k + ":" + k + "x" + n + ":" + m + "x" + n);
+  }
   Shape out_shape = x.shape();
   out_shape.back() = w.size(0);
   // x [..., K] as [rows, K] (a view when x's strides allow), times wᵀ: a [K, N] view of w.
@@ -322,6 +344,11 @@ MatmulGrads matmul_backward(Context& ctx, const Tensor& dout, const Tensor& a, c
               " but b is ", b.shape(), " (a's last dim must equal b's second to last)");
   check_backward(op, dout, a, b, matmul_out_shape(op, a, b));
   const Route r = route_for(ctx, op, a);
+  // Two GEMMs (da = dout·bᵀ, db = aᵀ·dout), each 2·M·N·K per matrix; the gradients are written.
+  ProfileScope prof(ctx, op);
+  if (prof)
+    prof.set(r, {&dout, &a, &b}, profile_bytes({&a, &b}),
+             4.0 * double(dout.numel()) * double(a.size(-1)));
   if (r == Route::Ref || a.dtype() == DType::F64) return matmul_backward_on_ref(ctx, dout, a, b);
 
   // Two GEMMs over transposed views (no copies): da = dout · bᵀ, db = aᵀ · dout. bf16 operands
@@ -354,6 +381,10 @@ LinearGrads linear_backward(Context& ctx, const Tensor& dout, const Tensor& x, c
   out_shape.back() = w.size(0);
   check_backward(op, dout, x, w, out_shape);
   const Route r = route_for(ctx, op, x);
+  ProfileScope prof(ctx, op);
+  if (prof)
+    prof.set(r, {&dout, &x, &w}, profile_bytes({&x, &w}) + (has_bias ? double(w.size(0)) * 4 : 0),
+             4.0 * double(dout.numel()) * double(w.size(1)));
   const Tensor d2 = rows_of(dout), x2 = rows_of(x);
   LinearGrads g;
   if (r == Route::Ref || x.dtype() == DType::F64) {

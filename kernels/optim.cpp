@@ -5,6 +5,7 @@
 #include "kernels/cpu/optim_cpu.h"
 #include "kernels/cuda/optim_cuda.h"
 #include "kernels/dispatch.h"
+#include "kernels/profiler.h"
 #include "kernels/ref/optim_ref.h"
 
 namespace kdnas {
@@ -35,10 +36,17 @@ void check_unit(const char* op, const char* name, double x) {
   KDNAS_CHECK(x >= 0 && x < 1, op, ": ", name, " must lie in [0, 1), got ", x);
 }
 
-// Runs the reference (f32/f64) or the fast f32 kernel for the route; f64 is Ref only.
+// Runs the reference (f32/f64) or the fast f32 kernel for the route; f64 is Ref only. `state`
+// are the tensors the update reads and writes (param, the moments), `grad` is only read: the
+// traffic the profiler reports.
 template <typename Ref, typename Fast>
-void run(Context& ctx, const char* op, const Tensor& param, Ref&& ref, Fast&& fast) {
+void run(Context& ctx, const char* op, const Tensor& param,
+         std::initializer_list<const Tensor*> state, const Tensor& grad, Ref&& ref, Fast&& fast) {
   const Route r = route_for(ctx, op, param);
+  ProfileScope prof(ctx, op);
+  if (prof)
+    prof.set(r, param.dtype(), profile_shapes({&param}), 0,
+             2 * profile_bytes(state) + double(grad.nbytes()));
   if (r == Route::Ref || param.dtype() == DType::F64) {
     KDNAS_CHECK(param.device().is_cpu(), op, ": f64 runs on the CPU reference only");
     dispatch_float(op, param.dtype(), ref);
@@ -73,7 +81,7 @@ void adamw_update(Context& ctx, const Tensor& param, const Tensor& grad, const T
   Tensor g = grad.contiguous();
   const int64_t n = param.numel();
   run(
-      ctx, op, param,
+      ctx, op, param, {&param, &m, &v}, g,
       [&]<typename T>() {
         adamw_update_ref(param.data<T>(), m.data<T>(), v.data<T>(), g.data<T>(), h.lr, h.beta1,
                          h.beta2, h.eps, h.weight_decay, step, n);
@@ -109,7 +117,7 @@ void sgd_update(Context& ctx, const Tensor& param, const Tensor& grad, const Ten
   const int64_t n = param.numel();
   const Tensor buf = h.momentum > 0 ? momentum_buf : Tensor();
   run(
-      ctx, op, param,
+      ctx, op, param, {&param, &buf}, g,
       [&]<typename T>() {
         sgd_update_ref(param.data<T>(), ptr<T>(buf), g.data<T>(), h.lr, h.momentum, h.dampening,
                        h.weight_decay, h.nesterov, step, n);
@@ -141,7 +149,7 @@ void rmsprop_update(Context& ctx, const Tensor& param, const Tensor& grad, const
   const int64_t n = param.numel();
   const Tensor buf = h.momentum > 0 ? momentum_buf : Tensor();
   run(
-      ctx, op, param,
+      ctx, op, param, {&param, &square_avg, &buf}, g,
       [&]<typename T>() {
         rmsprop_update_ref(param.data<T>(), square_avg.data<T>(), ptr<T>(buf), g.data<T>(), h.lr,
                            h.alpha, h.eps, h.weight_decay, h.momentum, n);

@@ -3,6 +3,7 @@
 #include "kernels/cpu/permute_cpu.h"
 #include "kernels/cuda/permute_cuda.h"
 #include "kernels/dispatch.h"
+#include "kernels/profiler.h"
 #include "kernels/ref/permute_ref.h"
 
 namespace kdnas {
@@ -30,6 +31,8 @@ Tensor permute_impl(Context& ctx, const char* op, const Tensor& x,
   KDNAS_CHECK(x.defined(), op, ": x is an undefined tensor");
   const std::vector<int64_t> ord = checked_order(op, x.shape(), order);
   const Route r = route_for(ctx, op, x);
+  ProfileScope prof(ctx, op);
+  if (prof) prof.set(r, {&x}, double(x.nbytes()));
   Shape shape;
   for (int64_t d : ord) shape.push_back(x.shape()[size_t(d)]);
   Tensor out = Tensor::empty(shape, x.dtype(), x.device());
@@ -39,11 +42,20 @@ Tensor permute_impl(Context& ctx, const char* op, const Tensor& x,
                        x.shape(), x.strides(), ord);
     };
     switch (x.element_size()) {
-      case 1: run.template operator()<uint8_t>(); break;
-      case 2: run.template operator()<uint16_t>(); break;
-      case 4: run.template operator()<uint32_t>(); break;
-      case 8: run.template operator()<uint64_t>(); break;
-      default: KDNAS_ASSERT(false);
+      case 1:
+        run.template operator()<uint8_t>();
+        break;
+      case 2:
+        run.template operator()<uint16_t>();
+        break;
+      case 4:
+        run.template operator()<uint32_t>();
+        break;
+      case 8:
+        run.template operator()<uint64_t>();
+        break;
+      default:
+        KDNAS_ASSERT(false);
     }
   } else if (r == Route::Omp || r == Route::Onednn || r == Route::Cuda) {
     auto* kernel = r == Route::Cuda ? permute_copy_cuda : permute_copy_cpu;

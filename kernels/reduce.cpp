@@ -3,6 +3,7 @@
 #include "kernels/cpu/reduce_cpu.h"
 #include "kernels/cuda/reduce_cuda.h"
 #include "kernels/dispatch.h"
+#include "kernels/profiler.h"
 #include "kernels/ref/reduce_ref.h"
 
 namespace kdnas {
@@ -50,6 +51,8 @@ Tensor sum_or_mean(Context& ctx, const char* op, const Tensor& x, int64_t dim, b
                    bool is_mean) {
   check_dtype(op, "x", x, {DType::F32, DType::F64});
   const Route r = route_for(ctx, op, x);
+  ProfileScope prof(ctx, op);
+  if (prof) prof.set(r, {&x}, 0);  // (the output is small next to x)
   const ReduceDims g = reduce_dims(op, x.shape(), dim, keepdim);
   const Tensor xc = x.contiguous();
   Tensor out = Tensor::empty(g.out_shape, x.dtype(), x.device());
@@ -69,10 +72,12 @@ Tensor sum_or_mean(Context& ctx, const char* op, const Tensor& x, int64_t dim, b
   return out;
 }
 
-Tensor sum_or_mean_backward(Context& ctx, const char* op, const Tensor& dout,
-                            const Shape& x_shape, int64_t dim, bool keepdim, bool is_mean) {
+Tensor sum_or_mean_backward(Context& ctx, const char* op, const Tensor& dout, const Shape& x_shape,
+                            int64_t dim, bool keepdim, bool is_mean) {
   check_dtype(op, "dout", dout, {DType::F32, DType::F64});
   const Route r = route_for(ctx, op, dout);
+  ProfileScope prof(ctx, op);
+  if (prof) prof.set(r, {&dout}, double(shape_numel(x_shape)) * double(dout.element_size()));
   const ReduceDims g = reduce_dims(op, x_shape, dim, keepdim);
   check_reduced(op, dout, x_shape, dim, keepdim, g);
   const Tensor dc = dout.contiguous();
@@ -85,8 +90,7 @@ Tensor sum_or_mean_backward(Context& ctx, const char* op, const Tensor& dout,
   } else if (r == Route::Cuda) {
     sum_backward_cuda(ctx, dx.data<float>(), dc.data<float>(), g.outer, g.D, g.inner, scale);
   } else if (r == Route::Omp || r == Route::Onednn) {
-    sum_backward_cpu(ctx, dx.data<float>(), dc.data<float>(), g.outer, g.D, g.inner,
-                     float(scale));
+    sum_backward_cpu(ctx, dx.data<float>(), dc.data<float>(), g.outer, g.D, g.inner, float(scale));
   } else {
     no_kernel(op, r, dout.dtype());
   }
@@ -107,6 +111,8 @@ MaxOutput max(Context& ctx, const Tensor& x, int64_t dim, bool keepdim) {
   const char* op = "max";
   check_dtype(op, "x", x, {DType::F32, DType::F64});
   const Route r = route_for(ctx, op, x);
+  ProfileScope prof(ctx, op);
+  if (prof) prof.set(r, {&x}, 0);
   const ReduceDims g = reduce_dims(op, x.shape(), dim, keepdim);
   KDNAS_CHECK(g.D > 0 || g.outer * g.inner == 0, op, ": dim ", dim, " of x ", x.shape(),
               " is empty; the max of nothing is undefined");
@@ -116,8 +122,8 @@ MaxOutput max(Context& ctx, const Tensor& x, int64_t dim, bool keepdim) {
   if (g.D == 0) return res;  // nothing to reduce and (checked above) nothing to write
   if (on_ref(r, x, op)) {
     dispatch_float(op, x.dtype(), [&]<typename T>() {
-      max_forward_ref(res.values.data<T>(), res.indices.data<int64_t>(), xc.data<T>(), g.outer,
-                      g.D, g.inner);
+      max_forward_ref(res.values.data<T>(), res.indices.data<int64_t>(), xc.data<T>(), g.outer, g.D,
+                      g.inner);
     });
   } else if (r == Route::Omp || r == Route::Onednn || r == Route::Cuda) {
     auto* kernel = r == Route::Cuda ? max_forward_cuda : max_forward_cpu;
@@ -146,6 +152,9 @@ Tensor max_backward(Context& ctx, const Tensor& dout, const Tensor& indices, con
   check_dtype(op, "indices", indices, {DType::I64});
   check_same_device(op, {&dout, &indices});
   const Route r = route_for(ctx, op, dout);
+  ProfileScope prof(ctx, op);
+  if (prof)
+    prof.set(r, {&dout, &indices}, double(shape_numel(x_shape)) * double(dout.element_size()));
   const ReduceDims g = reduce_dims(op, x_shape, dim, keepdim);
   check_reduced(op, dout, x_shape, dim, keepdim, g);
   check_same_shape(op, "dout", dout, "indices", indices);
@@ -155,8 +164,8 @@ Tensor max_backward(Context& ctx, const Tensor& dout, const Tensor& indices, con
   const Tensor ih = ic.to(Device{});
   const int64_t* ip = ih.data<int64_t>();
   for (int64_t k = 0; k < ic.numel(); ++k)
-    KDNAS_CHECK(ip[k] >= 0 && ip[k] < g.D, op, ": indices hold ", ip[k],
-                ", out of range for dim ", dim, " of x ", x_shape);
+    KDNAS_CHECK(ip[k] >= 0 && ip[k] < g.D, op, ": indices hold ", ip[k], ", out of range for dim ",
+                dim, " of x ", x_shape);
   Tensor dx = Tensor::empty(x_shape, dout.dtype(), dout.device());
   if (on_ref(r, dout, op)) {
     dispatch_float(op, dout.dtype(), [&]<typename T>() {

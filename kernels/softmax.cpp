@@ -5,6 +5,7 @@
 #include "kernels/cpu/softmax_cpu.h"
 #include "kernels/cuda/softmax_cuda.h"
 #include "kernels/dispatch.h"
+#include "kernels/profiler.h"
 #include "kernels/ref/softmax_ref.h"
 
 // Route::Onednn runs the OpenMP kernels. oneDNN 2.6's softmax primitive has no additive mask
@@ -79,6 +80,8 @@ Tensor softmax_forward(Context& ctx, const Tensor& x, const Tensor& mask, double
   MaskRows mr;
   if (mask.defined()) mr = mask_rows(op, x, mask);
   const Route r = route_for(ctx, op, x);
+  ProfileScope prof(ctx, op);
+  if (prof) prof.set(r, {&x, &mask}, double(x.nbytes()));
   Tensor xc = x.contiguous();
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   if (x.numel() == 0) return out;
@@ -102,6 +105,8 @@ Tensor softmax_backward(Context& ctx, const Tensor& dout, const Tensor& y, doubl
   const char* op = "softmax_backward";
   check_backward(op, dout, y);
   const Route r = route_for(ctx, op, dout);
+  ProfileScope prof(ctx, op);
+  if (prof) prof.set(r, {&dout, &y}, double(dout.nbytes()));
   Tensor dc = dout.contiguous(), yc = y.contiguous();
   Tensor dx = Tensor::empty(dout.shape(), dout.dtype(), dout.device());
   if (dout.numel() == 0) return dx;
@@ -123,6 +128,8 @@ Tensor log_softmax_forward(Context& ctx, const Tensor& x) {
   check_dtype(op, "x", x, {DType::F32, DType::F64});
   const int64_t N = last_dim(op, x);
   const Route r = route_for(ctx, op, x);
+  ProfileScope prof(ctx, op);
+  if (prof) prof.set(r, {&x}, double(x.nbytes()));
   Tensor xc = x.contiguous();
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   if (x.numel() == 0) return out;
@@ -141,6 +148,8 @@ Tensor log_softmax_backward(Context& ctx, const Tensor& dout, const Tensor& y) {
   const char* op = "log_softmax_backward";
   check_backward(op, dout, y);
   const Route r = route_for(ctx, op, dout);
+  ProfileScope prof(ctx, op);
+  if (prof) prof.set(r, {&dout, &y}, double(dout.nbytes()));
   Tensor dc = dout.contiguous(), yc = y.contiguous();
   Tensor dx = Tensor::empty(dout.shape(), dout.dtype(), dout.device());
   if (dout.numel() == 0) return dx;

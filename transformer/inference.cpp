@@ -1,6 +1,7 @@
 #include "transformer/inference.h"
 
 #include <cmath>
+#include <string>
 
 #include "kernels/binary.h"
 #include "kernels/cast.h"
@@ -9,6 +10,7 @@
 #include "kernels/layer_norm.h"
 #include "kernels/matmul.h"
 #include "kernels/permute.h"
+#include "kernels/profiler.h"
 #include "kernels/softmax.h"
 
 namespace kdnas {
@@ -72,6 +74,8 @@ Tensor InferenceEncoder::forward(Context& ctx, const Tensor& ids, const Tensor& 
 
   for (int64_t l = 0; l < L; ++l) {
     const Layer& w = layers_[size_t(l)];
+    ProfileScope layer_scope(ctx, "layer", "layer");  // the whole layer, around its ops' events
+    if (layer_scope) layer_scope.set_name("layer " + std::to_string(l));
     // One GEMM for Q, K and V: [B, T, C] x [3C, C]^T -> [B, T, 3C]; heads are strided views.
     Tensor qkv = linear_forward(ctx, gemm_in(x), w.wqkv, w.bqkv, Activation::None, dtype_);
     Tensor q5 = qkv.view({B, T, 3, NH, HS});
