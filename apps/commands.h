@@ -11,6 +11,7 @@ void add_init(CLI::App& app);
 void add_encode(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_distill(CLI::App& app);
+void add_tokenizer_train(CLI::App& app);
 void add_search(CLI::App& app);
 
 }  // namespace kdnas::cli

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   kdnas::cli::add_encode(app);
   kdnas::cli::add_bench(app);
   kdnas::cli::add_distill(app);
+  kdnas::cli::add_tokenizer_train(app);
   kdnas::cli::add_search(app);
   try {
     app.parse(argc, argv);

@@ -10,6 +10,8 @@ packages=(
   nlohmann-json3-dev libcli11-dev  # config/JSON files, the command line
   libsentencepiece-dev sentencepiece
   clang libclang-rt-14-dev         # the libFuzzer build (scripts/fuzz.sh)
+  python3                          # scripts/build_corpus.sh (stdlib only; it also needs npm,
+                                   # which ships with nodejs: not listed, Debian npm conflicts)
 )
 
 missing=()
