@@ -42,8 +42,7 @@ int64_t extract_column(const std::string& in_path, int column, const std::string
     out << text << '\n';
     ++n;
   }
-  KDNAS_CHECK(!in.bad() && out.good(), "tokenizer-train: I/O error on ", in_path, " or ",
-              out_path);
+  KDNAS_CHECK(!in.bad() && out.good(), "tokenizer-train: I/O error on ", in_path, " or ", out_path);
   return n;
 }
 
@@ -99,9 +98,9 @@ void add_tokenizer_train(CLI::App& app) {
     std::string text_file = a->input;
     int64_t lines = 0;
     if (a->column >= 0) {
-      tmp.path = (fs::temp_directory_path() /
-                  ("kdnas-tokenizer-" + std::to_string(::getpid()) + ".txt"))
-                     .string();
+      tmp.path =
+          (fs::temp_directory_path() / ("kdnas-tokenizer-" + std::to_string(::getpid()) + ".txt"))
+              .string();
       lines = extract_column(a->input, a->column, tmp.path);
       text_file = tmp.path;
     } else {
@@ -122,10 +121,11 @@ void add_tokenizer_train(CLI::App& app) {
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const Tokenizer tok = Tokenizer::load(a->out);
-    std::printf("wrote %s: %s, %lld pieces, vocab size %lld (XLM-R ids, <mask> = %lld), "
-                "trained on %lld lines in %.1f s\n",
-                a->out.c_str(), a->model_type.c_str(), (long long)tok.piece_count(),
-                (long long)tok.vocab_size(), (long long)tok.mask_id(), (long long)lines, secs);
+    std::printf(
+        "wrote %s: %s, %lld pieces, vocab size %lld (XLM-R ids, <mask> = %lld), "
+        "trained on %lld lines in %.1f s\n",
+        a->out.c_str(), a->model_type.c_str(), (long long)tok.piece_count(),
+        (long long)tok.vocab_size(), (long long)tok.mask_id(), (long long)lines, secs);
   });
 }
 
