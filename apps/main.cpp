@@ -15,6 +15,8 @@ int main(int argc, char** argv) {
   kdnas::cli::add_distill(app);
   kdnas::cli::add_tokenizer_train(app);
   kdnas::cli::add_search(app);
+  kdnas::cli::add_finetune(app);
+  kdnas::cli::add_eval(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
