@@ -1,7 +1,5 @@
 #include "distill/trainer.h"
 
-#include <unistd.h>
-
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -10,8 +8,6 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "autograd/optim.h"
-#include "autograd/schedule.h"
 #include "tensor/check.h"
 #include "tensor/rng.h"
 #include "transformer/inference.h"
@@ -31,23 +27,11 @@ constexpr uint64_t kDropoutStream = 0xd409'0a7c'5eed'0001ull;
 constexpr uint64_t kProjectionSeed = 1, kMlmSeed = 2;
 constexpr const char* kFormat = "kdnas-distill-train-state-1";
 
-void write_text_atomically(const std::string& path, const std::string& text) {
-  write_file_atomically(path, {{text.data(), text.size()}}, "distill");
-}
-
 // The largest of the usual relation-head counts dividing both widths.
 int64_t default_relation_heads(int64_t cs, int64_t ct) {
   for (int64_t r : {12, 8, 6, 4, 2})
     if (cs % r == 0 && ct % r == 0) return r;
   return 1;
-}
-
-std::string hms(double seconds) {
-  if (!std::isfinite(seconds) || seconds < 0) seconds = 0;
-  const long s = long(seconds + 0.5);
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
-  return buf;
 }
 
 }  // namespace
@@ -177,35 +161,23 @@ struct Trainer::Impl {
   std::vector<std::pair<std::string, Variable>> params;  // everything trained, checkpoint names
   std::vector<Variable> param_vars;
   std::unique_ptr<AdamW> optim;
-  std::unique_ptr<LrSchedule> sched;
+  std::optional<LrSchedule> sched;
   int64_t step = 0, total = 0;
   int64_t last_saved = -1;  // step of the last checkpoint written or resumed from
   std::vector<StepRecord> history;
   std::vector<EvalRecord> evals;
-  std::FILE* log = nullptr;
-  bool tty = false;
-  bool line_open = false;  // a \r progress line is on screen without its newline
-  // For tokens/s and the ETA: time and tokens since the last progress line, time this run.
-  double window_seconds = 0, run_seconds = 0;
-  int64_t window_tokens = 0, run_steps = 0;
+  TrainLog tlog;  // log.jsonl, progress lines, tokens/s and ETA
 
   explicit Impl(const TrainOptions& o) : opt(o), ctx(best_cpu_backend(), o.threads) {}
-  ~Impl() {
-    if (log) std::fclose(log);
-  }
 
-  std::string path(const char* file) const { return (fs::path(opt.out) / file).string(); }
   void setup(std::optional<SafetensorsFile> state);
   TeacherTargets teacher_targets(const Batch& b);
   DistillLossTerms student_loss(const Batch& b, const TeacherTargets& t, bool train);
   StepRecord train_step(const std::function<void(int64_t, double&)>& hook);
   EvalRecord evaluate();
   void save();
-  void open_log(bool resumed);
-  void log_row(const ojson& row);
   void progress(const StepRecord& r);
   void print_eval(const EvalRecord& e);
-  void end_line();
 };
 
 void Trainer::Impl::setup(std::optional<SafetensorsFile> state) {
@@ -308,38 +280,13 @@ void Trainer::Impl::setup(std::optional<SafetensorsFile> state) {
   }
 
   // Restore the trained weights before the optimizer sees them.
-  if (state) {
-    for (auto& [name, v] : params) {
-      const std::string key = "param." + name;
-      KDNAS_CHECK(state->contains(key), "distill: ", state->path(), " has no ", key,
-                  " (was it written for another student or loss?)");
-      Tensor t = state->get(key);
-      KDNAS_CHECK(t.shape() == v.shape() && t.dtype() == v.dtype(), "distill: ", state->path(),
-                  ": ", key, " has shape ", t.shape(), " but the model needs ", v.shape());
-      v.set_value(t.clone());
-    }
-  }
-  AdamWOptions aopt;
-  aopt.lr = opt.lr;
-  optim = std::make_unique<AdamW>(split_decay_groups(param_vars, opt.weight_decay), aopt);
-  const int64_t warmup = opt.warmup >= 0 ? std::min(opt.warmup, total) : total / 10;
-  sched = std::make_unique<LrSchedule>(opt.lr, warmup, total, decay_from_name(opt.decay));
+  if (state) restore_parameters(*state, params, "distill");
+  optim = make_adamw(param_vars, opt.lr, opt.weight_decay);
+  sched = make_schedule(opt.lr, opt.warmup, total, opt.decay);
 
   if (state) {
-    NamedTensors ostate;
-    for (const auto& name : state->names())
-      if (name.rfind("optim.", 0) == 0) ostate.emplace_back(name.substr(6), state->get(name));
-    optim->load_state(ostate);
-    const auto& meta = state->metadata();
-    auto num = [&](const char* key) -> int64_t {
-      KDNAS_CHECK(meta.count(key), "distill: ", state->path(), " has no '", key, "' metadata");
-      try {
-        return std::stoll(meta.at(key));
-      } catch (const std::exception&) {
-        KDNAS_CHECK(false, "distill: ", state->path(), ": '", key, "' is not an integer");
-      }
-      return 0;
-    };
+    restore_optimizer(*state, *optim);
+    auto num = [&](const char* key) { return train_state_int(*state, key, "distill"); };
     step = num("step");
     batcher->set_position({num("epoch"), num("index")});
     last_saved = step;
@@ -404,20 +351,12 @@ StepRecord Trainer::Impl::train_step(const std::function<void(int64_t, double&)>
   r.attention = term(terms.attention);
   r.logits = term(terms.logits);
   if (hook) hook(step + 1, r.loss);
-  const std::string kept = last_saved >= 0 ? "the last good checkpoint (step " +
-                                                 std::to_string(last_saved) + ") is in " + opt.out
-                                           : "no checkpoint was written yet";
-  KDNAS_CHECK(std::isfinite(r.loss), "distill: step ", step + 1, ": the loss is ", r.loss,
-              " (not finite); stopping (lower --lr?); ", kept);
-  optim->zero_grad();
-  terms.total.backward();
-  r.grad_norm =
-      opt.clip > 0 ? clip_grad_norm(ctx, param_vars, opt.clip) : grad_norm(ctx, param_vars);
-  KDNAS_CHECK(std::isfinite(r.grad_norm), "distill: step ", step + 1, ": the gradient norm is ",
-              r.grad_norm, " (not finite); stopping (lower --lr?); ", kept);
-  r.lr = sched->lr_at(step);
-  optim->set_lr(r.lr);
-  optim->step(ctx);
+  const std::string note = checkpoint_note(last_saved, opt.out);
+  check_finite_loss(r.loss, step + 1, note, "distill");
+  const UpdateStats u =
+      apply_update(ctx, terms.total, param_vars, *optim, *sched, step, opt.clip, note, "distill");
+  r.grad_norm = u.grad_norm;
+  r.lr = u.lr;
   r.step = ++step;
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   history.push_back(r);
@@ -457,9 +396,6 @@ void Trainer::Impl::save() {
   m.tokenizer_path = teacher.tokenizer_path;
   save_model_dir(opt.out, m);
 
-  NamedTensors tensors;
-  for (const auto& [name, v] : params) tensors.emplace_back("param." + name, v.value());
-  for (const auto& [key, t] : optim->state()) tensors.emplace_back("optim." + key, t);
   const DataPosition pos = batcher->position();
   std::map<std::string, std::string> meta{
       {"format", kFormat},
@@ -471,7 +407,6 @@ void Trainer::Impl::save() {
       {"options", train_options_to_json(opt)},
       {"student_config", config_to_json(scfg)},
       {"layer_map", layer_map_spec(loss->layer_map())}};
-  write_safetensors(path(kTrainStateFile), tensors, meta);
 
   ojson j;
   j["format"] = kFormat;
@@ -482,46 +417,13 @@ void Trainer::Impl::save() {
   j["layer_map"] = layer_map_spec(loss->layer_map());
   j["options"] = ojson::parse(train_options_to_json(opt));
   j["student_config"] = ojson::parse(config_to_json(scfg));
-  write_text_atomically(path(kTrainStateJson), j.dump(2) + "\n");
+  write_train_state(opt.out, params, *optim, meta, j.dump(2) + "\n", "distill");
   last_saved = step;
 }
 
-void Trainer::Impl::open_log(bool resumed) {
-  fs::create_directories(opt.out);
-  const std::string p = path(kTrainLogFile);
-  if (resumed && fs::exists(p)) {
-    // Keep the rows up to the checkpoint; the resumed run writes the later ones again. A row
-    // cut short by a kill does not parse and is dropped.
-    std::ifstream in(p);
-    std::string line, kept;
-    while (std::getline(in, line)) {
-      json row = json::parse(line, nullptr, false);
-      if (row.is_object() && row.contains("step") && row["step"].is_number_integer() &&
-          row["step"].get<int64_t>() <= step)
-        kept += line + "\n";
-    }
-    write_text_atomically(p, kept);
-  } else {
-    write_text_atomically(p, "");
-  }
-  log = std::fopen(p.c_str(), "a");
-  KDNAS_CHECK(log, "distill: cannot open ", p, " for appending");
-}
-
-void Trainer::Impl::log_row(const ojson& row) {
-  const std::string s = row.dump() + "\n";
-  std::fwrite(s.data(), 1, s.size(), log);
-  std::fflush(log);
-}
-
-void Trainer::Impl::end_line() {
-  if (line_open) std::fputc('\n', stdout);
-  line_open = false;
-}
-
 void Trainer::Impl::progress(const StepRecord& r) {
-  const double tok_s = window_seconds > 0 ? window_tokens / window_seconds : 0;
-  const double eta = run_steps > 0 ? run_seconds / run_steps * double(total - r.step) : 0;
+  const double tok_s = tlog.tokens_per_s();
+  const double eta = tlog.eta_s(r.step, total);
   ojson row;
   row["step"] = r.step;
   row["loss"] = r.loss;
@@ -535,21 +437,21 @@ void Trainer::Impl::progress(const StepRecord& r) {
   row["tokens"] = r.tokens;
   row["tokens_per_s"] = std::round(tok_s);
   row["eta_s"] = std::round(eta);
-  log_row(row);
-  window_seconds = 0;
-  window_tokens = 0;
-  if (opt.quiet) return;
+  tlog.row(row.dump());
+  tlog.reset_window();
+  if (tlog.quiet()) return;
 
   char terms[128] = "";
   int n = 0;
   if (lo.use_hidden) n += std::snprintf(terms + n, sizeof terms - n, "  hs %.4f", r.hidden);
   if (lo.use_attention) n += std::snprintf(terms + n, sizeof terms - n, "  attn %.4f", r.attention);
   if (lo.use_logits) std::snprintf(terms + n, sizeof terms - n, "  logits %.4f", r.logits);
-  std::printf("%sstep %lld/%lld  epoch %lld  loss %.4f%s  lr %.3g  |g| %.3g  %.0f tok/s  ETA %s%s",
-              tty ? "\r" : "", (long long)r.step, (long long)total, (long long)r.epoch, r.loss,
-              terms, r.lr, r.grad_norm, tok_s, hms(eta).c_str(), tty ? "\033[K" : "\n");
-  line_open = tty;
-  std::fflush(stdout);
+  char line[512];
+  std::snprintf(line, sizeof line,
+                "step %lld/%lld  epoch %lld  loss %.4f%s  lr %.3g  |g| %.3g  %.0f tok/s  ETA %s",
+                (long long)r.step, (long long)total, (long long)r.epoch, r.loss, terms, r.lr,
+                r.grad_norm, tok_s, format_hms(eta).c_str());
+  tlog.progress(line);
 }
 
 void Trainer::Impl::print_eval(const EvalRecord& e) {
@@ -562,32 +464,25 @@ void Trainer::Impl::print_eval(const EvalRecord& e) {
   if (lo.use_logits) row["eval_logits"] = e.logits;
   row["eval_sentences"] = e.sentences;
   row["eval_tokens"] = e.tokens;
-  log_row(row);
-  if (opt.quiet) return;
-  end_line();
-  std::printf("eval at step %lld: loss %.4f over %lld held-out sentences (%lld tokens)\n",
-              (long long)e.step, e.loss, (long long)e.sentences, (long long)e.tokens);
-  std::fflush(stdout);
+  tlog.row(row.dump());
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "eval at step %lld: loss %.4f over %lld held-out sentences (%lld tokens)",
+                (long long)e.step, e.loss, (long long)e.sentences, (long long)e.tokens);
+  tlog.print(line);
 }
 
 // ---- public face ----------------------------------------------------------------------------
 
 Trainer::Trainer(const TrainOptions& given) {
-  const fs::path state_path = fs::path(given.out) / kTrainStateFile;
-  KDNAS_CHECK(!given.out.empty(), "distill: --out is required");
+  std::optional<SafetensorsFile> state =
+      open_train_state(given.out, given.resume, kFormat, "distillation", "distill");
   if (!given.resume) {
-    KDNAS_CHECK(!fs::exists(state_path), "distill: ", given.out, " already holds a training run (",
-                kTrainStateFile, "); pass --resume to continue it or choose another --out");
     impl_ = std::make_unique<Impl>(given);
     impl_->setup(std::nullopt);
   } else {
-    KDNAS_CHECK(fs::exists(state_path), "distill: --resume: there is no ", state_path.string());
-    SafetensorsFile state = SafetensorsFile::open(state_path.string());
-    KDNAS_CHECK(state.metadata().count("format") && state.metadata().at("format") == kFormat &&
-                    state.metadata().count("options"),
-                "distill: ", state_path.string(), " is not a kdnas distillation state");
     // The checkpoint's recipe; the length and the bookkeeping may be changed.
-    TrainOptions o = train_options_from_json(state.metadata().at("options"));
+    TrainOptions o = train_options_from_json(state->metadata().at("options"));
     if (given.steps > 0 || given.epochs > 0) o.steps = given.steps, o.epochs = given.epochs;
     o.out = given.out;
     o.threads = given.threads;
@@ -596,18 +491,14 @@ Trainer::Trainer(const TrainOptions& given) {
     impl_ = std::make_unique<Impl>(o);
     impl_->setup(std::move(state));
   }
-  impl_->tty = !impl_->opt.quiet && isatty(fileno(stdout));
-  impl_->open_log(given.resume);
+  impl_->tlog.open(impl_->opt.out, given.resume, impl_->step, impl_->opt.quiet, "distill");
 }
 
 Trainer::~Trainer() = default;
 
 StepRecord Trainer::train_step() {
   StepRecord r = impl_->train_step(loss_hook);
-  impl_->window_seconds += r.seconds;
-  impl_->window_tokens += r.tokens;
-  impl_->run_seconds += r.seconds;
-  impl_->run_steps += 1;
+  impl_->tlog.count_step(r.seconds, r.tokens);
   return r;
 }
 
@@ -643,13 +534,12 @@ void Trainer::run(int64_t stop_at) {
     if (o.save_every > 0 && r.step % o.save_every == 0) save_checkpoint();
   }
   if (m.step < m.total) {  // interrupted on purpose (tests): nothing more is written
-    m.end_line();
+    m.tlog.end_line();
     return;
   }
   if (!m.eval_batches.empty()) evaluate();
   save_checkpoint();
-  m.end_line();
-  if (!o.quiet) std::printf("wrote %s (step %lld)\n", o.out.c_str(), (long long)m.step);
+  m.tlog.print("wrote " + o.out + " (step " + std::to_string(m.step) + ")");
 }
 
 int64_t Trainer::step() const {

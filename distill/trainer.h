@@ -21,7 +21,8 @@
 //   train_state.json          the same metadata, readable (informational; resume reads the above)
 //   log.jsonl                 one JSON object per logged step and per evaluation
 // A non-finite loss or gradient norm stops the run with an error before anything is written, so
-// the last checkpoint stays the last good one.
+// the last checkpoint stays the last good one. The checkpoint, log and update machinery is
+// distill/train_loop.h, shared with the MLM pretrainer (distill/pretrain.h).
 #pragma once
 
 #include <cstdint>
@@ -33,6 +34,7 @@
 
 #include "distill/corpus.h"
 #include "distill/losses.h"
+#include "distill/train_loop.h"
 #include "transformer/config.h"
 
 namespace kdnas {
@@ -134,10 +136,5 @@ class Trainer {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
-
-// The checkpoint file names inside the output directory.
-constexpr const char* kTrainStateFile = "train_state.safetensors";
-constexpr const char* kTrainStateJson = "train_state.json";
-constexpr const char* kTrainLogFile = "log.jsonl";
 
 }  // namespace kdnas
