@@ -367,6 +367,32 @@ std::vector<double> least_squares(const std::vector<std::vector<double>>& X,
   return w;
 }
 
+// The same with every weight >= 0: each feature is a cost, so a negative weight is an artefact of
+// noise that makes predictions go negative for small architectures. Active-set by elimination:
+// solve, drop the most negative feature, solve again on the rest, until no weight is negative
+// (exact when the unconstrained solution is already non-negative, which is the usual case).
+std::vector<double> nonnegative_least_squares(const std::vector<std::vector<double>>& X,
+                                              const std::vector<double>& y) {
+  const size_t k = X[0].size();
+  std::vector<size_t> active(k);
+  for (size_t j = 0; j < k; ++j) active[j] = j;
+  while (true) {
+    std::vector<std::vector<double>> sub(X.size(), std::vector<double>(active.size()));
+    for (size_t i = 0; i < X.size(); ++i)
+      for (size_t j = 0; j < active.size(); ++j) sub[i][j] = X[i][active[j]];
+    const std::vector<double> ws = least_squares(sub, y);
+    size_t worst = 0;
+    for (size_t j = 1; j < ws.size(); ++j)
+      if (ws[j] < ws[worst]) worst = j;
+    if (ws[worst] >= 0 || active.size() == 1) {
+      std::vector<double> w(k, 0.0);
+      for (size_t j = 0; j < active.size(); ++j) w[active[j]] = std::max(ws[j], 0.0);
+      return w;
+    }
+    active.erase(active.begin() + std::ptrdiff_t(worst));
+  }
+}
+
 }  // namespace
 
 void LatencyModel::fit(const std::vector<std::pair<Arch, double>>& measured,
@@ -382,7 +408,7 @@ void LatencyModel::fit(const std::vector<std::pair<Arch, double>>& measured,
   }
   s_ = s;
   if (measured.size() >= size_t(kFeatures)) {
-    w_ = least_squares(X, y);
+    w_ = nonnegative_least_squares(X, y);
     return;
   }
   // Too few points to pin five weights: latency proportional to the GEMM work, the same

@@ -87,7 +87,8 @@ class LatencyTable {
 // (GEMM flops, attention flops, element-wise bytes, per-layer overhead; B multiplies the
 // token-proportional terms). With fewer points than features it falls back to the flop term.
 // The fit minimises the squared relative error (each point weighted by 1 / lat^2), since the
-// latencies span two orders of magnitude and MAPE is what is reported.
+// latencies span two orders of magnitude and MAPE is what is reported. Every weight is kept >= 0
+// (each feature is a cost), so no architecture is ever predicted a negative latency.
 class LatencyModel {
  public:
   static constexpr int kFeatures = 5;

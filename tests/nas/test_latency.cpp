@@ -266,6 +266,20 @@ TEST_SUITE("nas") {
     CHECK(e.loo_mape < 8.0);
   }
 
+  TEST_CASE("latency: the model keeps every weight non-negative") {
+    // Latencies that fall with depth (noise, in a real run): an unconstrained fit would give the
+    // per-layer terms negative weights and predict negative latencies for deep small students.
+    LatencySettings s;
+    std::vector<std::pair<Arch, double>> data;
+    for (int64_t L : {1, 2, 3, 4, 6, 8})
+      for (int64_t H : {64, 128, 256}) data.emplace_back(Arch{L, H, 2, 4 * H}, 10.0 / double(L));
+    LatencyModel m;
+    m.fit(data, s);
+    for (double w : m.weights()) CHECK(w >= 0);
+    for (const auto& [a, ms] : data) CHECK(m.predict_ms(a) >= 0);
+    CHECK(m.predict_ms({12, 64, 2, 256}) >= 0);
+  }
+
   TEST_CASE("latency: the model with few points falls back to the flop term; errors") {
     LatencySettings s;
     LatencyModel m;
