@@ -13,6 +13,7 @@ void add_bench(CLI::App& app);
 void add_distill(CLI::App& app);
 void add_tokenizer_train(CLI::App& app);
 void add_search(CLI::App& app);
+void add_pretrain(CLI::App& app);
 void add_finetune(CLI::App& app);
 void add_eval(CLI::App& app);
 

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   kdnas::cli::add_distill(app);
   kdnas::cli::add_tokenizer_train(app);
   kdnas::cli::add_search(app);
+  kdnas::cli::add_pretrain(app);
   kdnas::cli::add_finetune(app);
   kdnas::cli::add_eval(app);
   try {
