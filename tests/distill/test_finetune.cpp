@@ -136,7 +136,7 @@ TEST_SUITE("finetune") {
     check_throws_with([] { read_task_tsv("/nonexistent/x.tsv"); }, {"cannot open", "x.tsv"});
   }
 
-  TEST_CASE("labels: sorted ids, stored in the config, unseen labels") {
+  TEST_CASE("labels: sorted ids and stored in the config and unseen labels") {
     TaskData train = parse_task_tsv("fr\ta\nde\tb\nen\tc\nde\td\n", "train.tsv");
     LabelMap m = LabelMap::from_task(train);
     REQUIRE(m.size() == 3);
@@ -174,7 +174,7 @@ TEST_SUITE("finetune") {
     check_throws_with([] { classification_metrics({0}, {0, 1}); }, {"1 gold", "2 predictions"});
   }
 
-  TEST_CASE("fine-tuning a tiny random model learns a learnable task; eval agrees") {
+  TEST_CASE("fine-tuning a tiny random model learns a learnable task and eval agrees") {
     TempDir out;
     const FinetuneOptions o = tiny_options(out.file("ft"));
     const FinetuneResult r = finetune(o);
@@ -211,7 +211,7 @@ TEST_SUITE("finetune") {
     CHECK(ej["examples"] == 48);
   }
 
-  TEST_CASE("fine-tuning: pairs, test scores, early stopping") {
+  TEST_CASE("fine-tuning: pairs and test scores and early stopping") {
     TempDir out;
     write_file(out.file("train.tsv"), synthetic_task(64, 5, /*pair=*/true));
     write_file(out.file("dev.tsv"), synthetic_task(16, 6, /*pair=*/true));
