@@ -18,6 +18,9 @@ void add_distill(CLI::App& app) {
   auto* cmd = app.add_subcommand("distill", "Distil a teacher into a smaller student");
   auto o = std::make_shared<TrainOptions>();
   cmd->add_option("--teacher", o->teacher, "teacher model directory (with its tokenizer)");
+  cmd->add_option("--teacher-dtype", o->teacher_dtype,
+                  "teacher inference dtype with --loss hs: f32 (default) or bf16 (AMX)")
+      ->check(CLI::IsMember({"f32", "bf16"}));
   cmd->add_option("--student-config", o->student_config, "student config.json");
   cmd->add_option("--arch", o->arch,
                   "student as L,H,A,F: layers, hidden, heads, FFN (the rest from the teacher)");

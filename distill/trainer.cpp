@@ -39,6 +39,7 @@ int64_t default_relation_heads(int64_t cs, int64_t ct) {
 std::string train_options_to_json(const TrainOptions& o) {
   ojson j;
   j["teacher"] = o.teacher;
+  j["teacher_dtype"] = o.teacher_dtype;
   j["student_dir"] = o.student_dir;
   j["student_config"] = o.student_config;
   j["arch"] = o.arch;
@@ -82,6 +83,7 @@ TrainOptions train_options_from_json(const std::string& text) {
     }
   };
   get("teacher", o.teacher);
+  get("teacher_dtype", o.teacher_dtype);
   get("student_dir", o.student_dir);
   get("student_config", o.student_config);
   get("arch", o.arch);
@@ -267,8 +269,11 @@ void Trainer::Impl::setup(std::optional<SafetensorsFile> state) {
   LayerMap map = parse_layer_map(opt.map, scfg.num_hidden_layers, tcfg.num_hidden_layers);
   loss = std::make_unique<DistillLoss>(scfg, tcfg, std::move(map), lopt,
                                        rng_hash(opt.seed, kProjectionSeed));
+  KDNAS_CHECK(opt.teacher_dtype == "f32" || opt.teacher_dtype == "bf16",
+              "distill: --teacher-dtype must be f32 or bf16, not '", opt.teacher_dtype, "'");
   if (!lopt.use_attention)
-    teacher_fast = std::make_unique<InferenceEncoder>(teacher.encoder, DType::F32);
+    teacher_fast =
+        std::make_unique<InferenceEncoder>(teacher.encoder, dtype_from_name(opt.teacher_dtype));
 
   params = student.named_parameters();
   if (mlm)

@@ -43,6 +43,9 @@ struct TrainOptions {
   // Models. The student is one of: student_dir (weights to start from), student_config (a
   // config.json), arch "L,H,A,F" (layers, hidden, heads, FFN; the rest from the teacher).
   std::string teacher;
+  // The teacher's inference path when only "hs" is in use: "f32", or "bf16" (AMX GEMMs with f32
+  // accumulation: targets within bf16 rounding of the f32 ones, several times faster).
+  std::string teacher_dtype = "f32";
   std::string student_dir, student_config, arch;
   // Data.
   std::string corpus;
