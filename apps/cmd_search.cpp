@@ -10,22 +10,19 @@
 // RUN_DIR/lstm and RUN_DIR/random (sharing the latency table and the proxy results) and
 // RUN_DIR/report.md compares them.
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 
 #include "apps/commands.h"
+#include "apps/proxy_distill.h"
 #include "distill/trainer.h"
 #include "nas/search.h"
 #include "tensor/check.h"
-#include "tensor/rng.h"
-#include "transformer/safetensors.h"
 
 namespace kdnas::cli {
 namespace {
@@ -34,9 +31,6 @@ using json = nlohmann::json;
 using ojson = nlohmann::ordered_json;
 
 constexpr const char* kCommandFile = "command.json";
-constexpr const char* kProxyFile = "proxy.txt";
-constexpr const char* kProxyResult = "proxy_result.json";
-constexpr uint64_t kProxySampleStream = 0x9a0c'5a3d'0000'0001ull;
 
 struct SearchArgs {
   std::string teacher, corpus, space, out, budgets, controller = "lstm", dtype = "f32";
@@ -50,14 +44,10 @@ struct SearchArgs {
 };
 
 std::string read_text(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  KDNAS_CHECK(f.good(), "search: cannot open ", path);
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
+  return read_text_file(path, "search");
 }
 void write_text(const std::string& path, const std::string& text) {
-  write_file_atomically(path, {{text.data(), text.size()}}, "search");
+  write_text_file(path, text, "search");
 }
 
 // Everything --resume needs to rebuild the same search.
@@ -101,49 +91,6 @@ SearchArgs args_from_json(const std::string& text, const std::string& what) {
   return a;
 }
 
-std::vector<double> parse_budgets(const std::string& s) {
-  std::vector<double> out;
-  if (s.empty()) return out;
-  std::stringstream in(s);
-  std::string part;
-  while (std::getline(in, part, ',')) {
-    size_t used = 0;
-    double v = NAN;
-    try {
-      v = std::stod(part, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    KDNAS_CHECK(used == part.size() && used > 0 && std::isfinite(v) && v > 0,
-                "search: --budget-ms: '", part, "' is not a positive number of milliseconds");
-    out.push_back(v);
-  }
-  return out;
-}
-
-// A deterministic sample of at most n non-blank lines of the corpus, in corpus order.
-std::string proxy_sample(const std::string& corpus, int64_t n, uint64_t seed) {
-  std::ifstream f(corpus);
-  KDNAS_CHECK(f.good(), "search: cannot open the corpus ", corpus);
-  std::vector<std::string> lines;
-  std::string line;
-  while (std::getline(f, line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") != std::string::npos) lines.push_back(line);
-  }
-  KDNAS_CHECK(!lines.empty(), "search: the corpus ", corpus, " is empty");
-  std::vector<size_t> idx(lines.size());
-  for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
-  const size_t take = std::min(idx.size(), size_t(n));
-  Rng rng(rng_hash(seed, kProxySampleStream));
-  for (size_t i = 0; i < take; ++i) std::swap(idx[i], idx[i + rng.below(idx.size() - i)]);
-  idx.resize(take);
-  std::sort(idx.begin(), idx.end());
-  std::string out;
-  for (size_t i : idx) out += lines[i] + "\n";
-  return out;
-}
-
 // --fake-latency: a deterministic latency from the architecture's arithmetic (GEMM and
 // attention flops at 1 GFLOP/ms plus a fixed per-layer cost), for tests that must compare runs.
 LatencyMeasurement fake_latency(const Arch& a, const LatencySettings& s) {
@@ -156,50 +103,14 @@ LatencyMeasurement fake_latency(const Arch& a, const LatencySettings& s) {
   return m;
 }
 
-// Proxy distillation of one candidate with the distill trainer; its result is kept in
-// work_dir/proxy_result.json, so a candidate measured before (by this run, the other run of a
-// comparison, or a run killed before it recorded the row) is not trained twice.
-ProxyResult proxy_distill(const SearchArgs& a, const std::string& proxy_corpus, const Arch& arch,
-                          const std::string& dir) {
-  const fs::path result = fs::path(dir) / kProxyResult;
-  if (fs::exists(result)) {
-    const json j = json::parse(read_text(result.string()));
-    return {j.at("kd_loss").get<double>(), j.at("seconds").get<double>()};
-  }
-  fs::remove_all(dir);  // an attempt killed half-way: start it again from scratch
-  TrainOptions t;
-  t.teacher = a.teacher;
-  t.arch = arch_to_string(arch);
-  t.corpus = proxy_corpus;
-  t.corpus_opt.eval_every = 0;  // the proxy set is all training data
-  t.batch = a.proxy_batch, t.seq = a.proxy_seq, t.epochs = a.proxy_epochs;
-  t.lr = a.proxy_lr, t.seed = a.seed, t.threads = int(a.threads);
-  t.log_every = 1 << 30;
-  t.quiet = true;
-  t.out = dir;
-  const auto t0 = std::chrono::steady_clock::now();
-  Trainer trainer(t);
-  trainer.run();
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  // The mean loss over the last proxy epoch.
-  const auto& h = trainer.history();
-  KDNAS_CHECK(!h.empty(), "search: the proxy distillation of ", t.arch, " made no step");
-  const int64_t last = h.back().epoch;
-  double sum = 0;
-  int64_t count = 0;
-  for (const StepRecord& r : h)
-    if (r.epoch == last) sum += r.loss, ++count;
-  const double loss = sum / double(count);
-  if (!a.keep_proxy_models) {  // the weights and optimizer state are large; the log stays
-    fs::remove(fs::path(dir) / "model.safetensors");
-    fs::remove(fs::path(dir) / kTrainStateFile);
-  }
-  ojson j;
-  j["architecture"] = t.arch, j["kd_loss"] = loss, j["seconds"] = seconds;
-  j["steps"] = trainer.step(), j["last_epoch_steps"] = count;
-  write_text(result.string(), j.dump(2) + "\n");
-  return {loss, seconds};
+// The proxy recipe of a search's settings (apps/proxy_distill.h).
+ProxySettings proxy_settings(const SearchArgs& a) {
+  ProxySettings p;
+  p.teacher = a.teacher;
+  p.batch = a.proxy_batch, p.seq = a.proxy_seq, p.epochs = a.proxy_epochs;
+  p.lr = a.proxy_lr, p.seed = a.seed, p.threads = int(a.threads);
+  p.keep_models = a.keep_proxy_models;
+  return p;
 }
 
 SearchOptions search_options(const SearchArgs& a, const EncoderConfig& teacher,
@@ -217,7 +128,7 @@ SearchOptions search_options(const SearchArgs& a, const EncoderConfig& teacher,
   o.latency.batch = a.batch, o.latency.seq = a.seq, o.latency.threads = int(a.threads);
   o.latency.dtype = a.dtype, o.latency.runs = a.latency_runs, o.latency.warmup = a.latency_warmup;
   o.reward.budget_ms = a.hard_budget_ms;
-  o.budgets_ms = parse_budgets(a.budgets);
+  o.budgets_ms = parse_budgets_ms(a.budgets);
   o.out = out;
   o.teacher_dir = a.teacher, o.corpus = a.corpus;
   o.notes = {{"proxy", std::to_string(a.proxy_sentences) + " sentences, " +
@@ -271,7 +182,7 @@ void run(SearchArgs a, bool episodes_given) {
   }
   KDNAS_CHECK(fs::is_directory(a.teacher), "search: --teacher ", a.teacher, " is not a directory");
   const EncoderConfig teacher = read_config(a.teacher);
-  const std::vector<double> budgets = parse_budgets(a.budgets);
+  const std::vector<double> budgets = parse_budgets_ms(a.budgets);
   // Build every option before anything is written, so bad input leaves no run directory.
   (void)search_options(a, teacher, a.out, a.controller);
   const std::string sample = proxy_sample(a.corpus, a.proxy_sentences, a.seed);
@@ -281,8 +192,9 @@ void run(SearchArgs a, bool episodes_given) {
   if (!fs::exists(proxy_path)) write_text(proxy_path, sample);
   write_text(cmd_file.string(), args_to_json(a));
   const std::string candidates_dir = (out / "candidates").string();
-  const ProxyFn proxy = [a, proxy_path](const Arch& arch, const std::string& dir) {
-    return proxy_distill(a, proxy_path, arch, dir);
+  const ProxyFn proxy = [p = proxy_settings(a), proxy_path](const Arch& arch,
+                                                            const std::string& dir) {
+    return proxy_distill(p, proxy_path, arch, dir);
   };
 
   auto one = [&](const std::string& controller, const std::string& dir) {

@@ -16,5 +16,6 @@ void add_search(CLI::App& app);
 void add_pretrain(CLI::App& app);
 void add_finetune(CLI::App& app);
 void add_eval(CLI::App& app);
+void add_demo(CLI::App& app);
 
 }  // namespace kdnas::cli

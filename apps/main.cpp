@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   kdnas::cli::add_pretrain(app);
   kdnas::cli::add_finetune(app);
   kdnas::cli::add_eval(app);
+  kdnas::cli::add_demo(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
