@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "autograd/functions.h"
+#include "distill/train_options_json.h"
 #include "tensor/check.h"
 #include "transformer/model_dir.h"
 #include "transformer/tokenizer.h"
@@ -39,61 +40,25 @@ std::string pretrain_options_to_json(const PretrainOptions& o) {
   ojson j;
   j["config"] = o.config;
   j["tokenizer"] = o.tokenizer;
-  j["corpus"] = o.corpus;
-  j["text_column"] = o.corpus_opt.text_column;
-  j["eval_every_sentence"] = o.corpus_opt.eval_every;
-  j["eval_first"] = o.corpus_opt.eval_first;
-  j["batch"] = o.batch;
-  j["batch_tokens"] = o.batch_tokens;
-  j["seq"] = o.seq;
-  j["steps"] = o.steps;
+  train_options_json::put_data(j, o);
   j["mask_prob"] = o.mask_prob;
-  j["lr"] = o.lr;
-  j["warmup"] = o.warmup;
-  j["decay"] = o.decay;
-  j["weight_decay"] = o.weight_decay;
-  j["clip"] = o.clip;
-  j["dropout"] = o.dropout;
-  j["seed"] = o.seed;
-  j["log_every"] = o.log_every;
-  j["eval_every"] = o.eval_every;
-  j["save_every"] = o.save_every;
+  train_options_json::put_optim(j, o);
+  train_options_json::put_run(j, o);
   return j.dump(2);
 }
 
 PretrainOptions pretrain_options_from_json(const std::string& text) {
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  KDNAS_CHECK(j.is_object(), "pretrain: the saved training options are not a JSON object");
+  const json j = train_options_json::parse(text, "pretrain");
   PretrainOptions o;
   auto get = [&](const char* key, auto& field) {
-    if (!j.contains(key)) return;
-    try {
-      j.at(key).get_to(field);
-    } catch (const json::exception&) {
-      KDNAS_CHECK(false, "pretrain: saved option '", key, "' has the wrong type");
-    }
+    train_options_json::get(j, key, field, "pretrain");
   };
   get("config", o.config);
   get("tokenizer", o.tokenizer);
-  get("corpus", o.corpus);
-  get("text_column", o.corpus_opt.text_column);
-  get("eval_every_sentence", o.corpus_opt.eval_every);
-  get("eval_first", o.corpus_opt.eval_first);
-  get("batch", o.batch);
-  get("batch_tokens", o.batch_tokens);
-  get("seq", o.seq);
-  get("steps", o.steps);
+  train_options_json::get_data(j, o, "pretrain");
   get("mask_prob", o.mask_prob);
-  get("lr", o.lr);
-  get("warmup", o.warmup);
-  get("decay", o.decay);
-  get("weight_decay", o.weight_decay);
-  get("clip", o.clip);
-  get("dropout", o.dropout);
-  get("seed", o.seed);
-  get("log_every", o.log_every);
-  get("eval_every", o.eval_every);
-  get("save_every", o.save_every);
+  train_options_json::get_optim(j, o, "pretrain");
+  train_options_json::get_run(j, o, "pretrain");
   return o;
 }
 

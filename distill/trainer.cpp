@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "distill/train_options_json.h"
 #include "tensor/check.h"
 #include "tensor/rng.h"
 #include "transformer/inference.h"
@@ -43,74 +44,38 @@ std::string train_options_to_json(const TrainOptions& o) {
   j["student_dir"] = o.student_dir;
   j["student_config"] = o.student_config;
   j["arch"] = o.arch;
-  j["corpus"] = o.corpus;
-  j["text_column"] = o.corpus_opt.text_column;
-  j["eval_every_sentence"] = o.corpus_opt.eval_every;
-  j["eval_first"] = o.corpus_opt.eval_first;
-  j["batch"] = o.batch;
-  j["batch_tokens"] = o.batch_tokens;
-  j["seq"] = o.seq;
-  j["steps"] = o.steps;
+  train_options_json::put_data(j, o);
   j["epochs"] = o.epochs;
-  j["lr"] = o.lr;
-  j["warmup"] = o.warmup;
-  j["decay"] = o.decay;
-  j["weight_decay"] = o.weight_decay;
-  j["clip"] = o.clip;
-  j["dropout"] = o.dropout;
+  train_options_json::put_optim(j, o);
   j["loss"] = o.loss;
   j["map"] = o.map;
   j["shared_projection"] = o.shared_projection;
   j["relation_heads"] = o.relation_heads;
   j["temperature"] = o.temperature;
-  j["seed"] = o.seed;
-  j["log_every"] = o.log_every;
-  j["eval_every"] = o.eval_every;
-  j["save_every"] = o.save_every;
+  train_options_json::put_run(j, o);
   return j.dump(2);
 }
 
 TrainOptions train_options_from_json(const std::string& text) {
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  KDNAS_CHECK(j.is_object(), "distill: the saved training options are not a JSON object");
+  const json j = train_options_json::parse(text, "distill");
   TrainOptions o;
   auto get = [&](const char* key, auto& field) {
-    if (!j.contains(key)) return;
-    try {
-      j.at(key).get_to(field);
-    } catch (const json::exception&) {
-      KDNAS_CHECK(false, "distill: saved option '", key, "' has the wrong type");
-    }
+    train_options_json::get(j, key, field, "distill");
   };
   get("teacher", o.teacher);
   get("teacher_dtype", o.teacher_dtype);
   get("student_dir", o.student_dir);
   get("student_config", o.student_config);
   get("arch", o.arch);
-  get("corpus", o.corpus);
-  get("text_column", o.corpus_opt.text_column);
-  get("eval_every_sentence", o.corpus_opt.eval_every);
-  get("eval_first", o.corpus_opt.eval_first);
-  get("batch", o.batch);
-  get("batch_tokens", o.batch_tokens);
-  get("seq", o.seq);
-  get("steps", o.steps);
+  train_options_json::get_data(j, o, "distill");
   get("epochs", o.epochs);
-  get("lr", o.lr);
-  get("warmup", o.warmup);
-  get("decay", o.decay);
-  get("weight_decay", o.weight_decay);
-  get("clip", o.clip);
-  get("dropout", o.dropout);
+  train_options_json::get_optim(j, o, "distill");
   get("loss", o.loss);
   get("map", o.map);
   get("shared_projection", o.shared_projection);
   get("relation_heads", o.relation_heads);
   get("temperature", o.temperature);
-  get("seed", o.seed);
-  get("log_every", o.log_every);
-  get("eval_every", o.eval_every);
-  get("save_every", o.save_every);
+  train_options_json::get_run(j, o, "distill");
   return o;
 }
 
