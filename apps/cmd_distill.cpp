@@ -10,6 +10,7 @@
 #include <string>
 
 #include "apps/commands.h"
+#include "apps/train_flags.h"
 #include "distill/trainer.h"
 
 namespace kdnas::cli {
@@ -26,36 +27,13 @@ void add_distill(CLI::App& app) {
                   "student as L,H,A,F: layers, hidden, heads, FFN (the rest from the teacher)");
   cmd->add_option("--student", o->student_dir, "student model directory to start from");
   cmd->add_option("--corpus", o->corpus, "text file: one sentence per line (or TSV)");
-  cmd->add_option("--text-column", o->corpus_opt.text_column,
-                  "TSV: the column holding the text, from 0 (default: the whole line)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--eval-every-line", o->corpus_opt.eval_every,
-                  "hold out every N-th sentence for evaluation (default 50; 0: none)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--eval-first", o->corpus_opt.eval_first,
-                  "hold out the first N sentences instead")
-      ->check(CLI::NonNegativeNumber);
+  add_corpus_flags(cmd, o);
   auto* steps = cmd->add_option("--steps", o->steps, "optimizer steps")->check(CLI::PositiveNumber);
   cmd->add_option("--epochs", o->epochs, "passes over the corpus (default 1 without --steps)")
       ->check(CLI::PositiveNumber)
       ->excludes(steps);
-  cmd->add_option("--batch", o->batch, "sentences per batch (default 32)")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--batch-tokens", o->batch_tokens, "padded tokens per batch instead of --batch")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--seq", o->seq, "max tokens per sentence (default 128)")
-      ->check(CLI::Range(int64_t(2), int64_t(1) << 20));
-  cmd->add_option("--lr", o->lr, "peak learning rate (default 1e-4)")->check(CLI::PositiveNumber);
-  cmd->add_option("--warmup", o->warmup, "warmup steps (default 10% of the run)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--decay", o->decay, "lr decay after warmup: linear, cosine, constant")
-      ->check(CLI::IsMember({"linear", "cosine", "constant"}));
-  cmd->add_option("--weight-decay", o->weight_decay, "AdamW weight decay (default 0.01)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--clip", o->clip, "max gradient norm (default 1; 0: off)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_flag(
-      "--no-dropout", [o](int64_t) { o->dropout = false; }, "train without dropout");
+  add_batch_flags(cmd, o);
+  add_optim_flags(cmd, o, "peak learning rate (default 1e-4)");
   cmd->add_option("--loss", o->loss, "loss terms: any of hs,attn,logits (default hs)");
   cmd->add_option("--map", o->map,
                   "layer map: uniform+last (default), uniform, last, or a list such as 3,7,11");
@@ -66,18 +44,7 @@ void add_distill(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--temperature", o->temperature, "logits: temperature (default 2)")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--seed", o->seed, "random seed (default 0)");
-  cmd->add_option("--log-every", o->log_every, "a progress line every N steps (default 10)")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--eval-every", o->eval_every, "evaluate every N steps (default: at the end)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--save-every", o->save_every, "checkpoint every N steps (default: at the end)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--threads", o->threads, "threads (default: OMP_NUM_THREADS or all cores)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--out", o->out, "output directory: the student and its checkpoint")->required();
-  cmd->add_flag("--resume", o->resume,
-                "continue the run in --out from its checkpoint (its recipe; --steps may change)");
+  add_run_flags(cmd, o, "output directory: the student and its checkpoint");
   cmd->callback([o] {
     Trainer trainer(*o);
     trainer.run();
