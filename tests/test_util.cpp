@@ -1,7 +1,11 @@
 #include "tests/test_util.h"
 
+#include <stdlib.h>
+
 #include <cmath>
+#include <fstream>
 #include <sstream>
+#include <stdexcept>
 
 namespace kdnas::test {
 
@@ -110,6 +114,27 @@ void check_throws_with(const std::function<void()>& f, const std::vector<std::st
   REQUIRE_MESSAGE(!msg.empty(), "expected a kdnas::Error");
   for (const std::string& p : parts)
     CHECK_MESSAGE(msg.find(p) != std::string::npos, "missing '" << p << "'");
+}
+
+TempDir::TempDir() {
+  std::string t = (std::filesystem::temp_directory_path() / "kdnas_test_XXXXXX").string();
+  if (!mkdtemp(t.data())) throw std::runtime_error("mkdtemp failed");
+  path = t;
+}
+
+TempDir::~TempDir() {
+  std::filesystem::remove_all(path);
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 }  // namespace kdnas::test

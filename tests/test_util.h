@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
@@ -67,5 +68,18 @@ void gradcheck(
 
 // Runs f and CHECKs that it throws kdnas::Error whose message contains every one of `parts`.
 void check_throws_with(const std::function<void()>& f, const std::vector<std::string>& parts);
+
+// A fresh directory under the system temp directory, removed with everything in it at the end.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir();
+  ~TempDir();
+  std::string file(const std::string& name) const { return (path / name).string(); }
+};
+
+// Writes text to path (binary, truncating).
+void write_file(const std::string& path, const std::string& text);
+// The whole file's bytes.
+std::string read_file(const std::string& path);
 
 }  // namespace kdnas::test

@@ -21,17 +21,6 @@ using namespace kdnas::test;
 
 namespace {
 
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    std::string t = (std::filesystem::temp_directory_path() / "kdnas_pretrain_XXXXXX").string();
-    if (!mkdtemp(t.data())) throw std::runtime_error("mkdtemp failed");
-    path = t;
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
-
 const std::string kSource = KDNAS_SOURCE_DIR;
 const std::string kCorpus = kSource + "/tests/data/corpus/tiny.txt";
 const std::string kConfig = kSource + "/tests/data/configs/tiny.json";

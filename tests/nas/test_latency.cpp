@@ -33,17 +33,6 @@ LatencySettings tiny_settings() {
   return s;
 }
 
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    std::string t = (std::filesystem::temp_directory_path() / "kdnas_lat_XXXXXX").string();
-    REQUIRE(mkdtemp(t.data()) != nullptr);
-    path = t;
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
-
 LatencyMeasurement fake(double median) {
   LatencyMeasurement m;
   m.median_ms = median;

@@ -13,17 +13,6 @@ using namespace kdnas::test;
 
 namespace {
 
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    std::string t = (std::filesystem::temp_directory_path() / "kdnas_cfg_XXXXXX").string();
-    REQUIRE(mkdtemp(t.data()) != nullptr);
-    path = t;
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
-
 // config.json of the published xlm-roberta-base, as on the Hugging Face hub.
 const char* kHubXlmrBase = R"({
   "architectures": [

@@ -15,24 +15,6 @@ using namespace kdnas::test;
 namespace {
 
 // A fresh directory per test, removed afterwards.
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    std::string t = (std::filesystem::temp_directory_path() / "kdnas_st_XXXXXX").string();
-    REQUIRE(mkdtemp(t.data()) != nullptr);
-    path = t;
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;
 }
@@ -88,7 +70,7 @@ TEST_CASE("safetensors: golden bytes of DATA.md's 64-byte header example") {
   const std::string json = R"({"attn.0":{"dtype":"F32","shape":[1,2,3],"data_offsets":[0,24]}})";
   REQUIRE(json.size() <= 64);
   const std::string want = le64(64) + json + std::string(64 - json.size(), ' ') + f32_ramp(6);
-  const std::string got = read_bytes(path);
+  const std::string got = read_file(path);
   CHECK(got.size() == 96);
   CHECK(got == want);
   CHECK(safetensors_header_bytes({{"attn.0", t}}) == want.substr(0, 72));
@@ -246,7 +228,7 @@ TEST_CASE("safetensors: a header with no tensors is a valid empty file") {
   TempDir dir;
   const std::string path = dir.file("empty.safetensors");
   write_safetensors(path, {});
-  CHECK(read_bytes(path) == le64(8) + "{}      ");
+  CHECK(read_file(path) == le64(8) + "{}      ");
   SafetensorsFile f = SafetensorsFile::open(path);
   CHECK(f.names().empty());
   // __metadata__ may be null, as some Python writers produce.

@@ -15,24 +15,6 @@ using namespace kdnas::test;
 
 namespace {
 
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    std::string t = (std::filesystem::temp_directory_path() / "kdnas_tok_XXXXXX").string();
-    if (!mkdtemp(t.data())) throw std::runtime_error("mkdtemp failed");
-    path = t;
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // A small multilingual text we wrote for these tests (11 languages, 57 lines).
 const std::string kCorpus =
     std::string(KDNAS_SOURCE_DIR) + "/tests/data/tokenizer/multilingual_tiny.txt";
@@ -241,16 +223,16 @@ TEST_CASE("tokenizer: decode") {
 TEST_CASE("tokenizer: training is deterministic with a fixed seed; bpe works too") {
   TempDir dir;
   train_tokenizer(kCorpus, kPieces, "unigram", dir.file("again.model"), 7);
-  CHECK(read_bytes(dir.file("again.model")) == read_bytes(trained().path));
+  CHECK(read_file(dir.file("again.model")) == read_file(trained().path));
 
   train_tokenizer(kCorpus, 260, "bpe", dir.file("bpe1.model"), 11);
   train_tokenizer(kCorpus, 260, "bpe", dir.file("bpe2.model"), 11);
-  CHECK(read_bytes(dir.file("bpe1.model")) == read_bytes(dir.file("bpe2.model")));
+  CHECK(read_file(dir.file("bpe1.model")) == read_file(dir.file("bpe2.model")));
   Tokenizer bpe = Tokenizer::load(dir.file("bpe1.model"));
   CHECK(bpe.vocab_size() == 262);
   CHECK(bpe.decode(bpe.encode("Die Katze schläft.")) == "Die Katze schläft.");
   // The unigram and the bpe models are different models.
-  CHECK(read_bytes(dir.file("bpe1.model")) != read_bytes(trained().path));
+  CHECK(read_file(dir.file("bpe1.model")) != read_file(trained().path));
 
   check_throws_with([&] { train_tokenizer(kCorpus, 100, "wordpiece", dir.file("x.model")); },
                     {"train_tokenizer", "model_type 'wordpiece'"});
@@ -273,7 +255,7 @@ TEST_CASE("tokenizer: a bad model file is a clear error") {
   check_throws_with([&] { Tokenizer::load(dir.file("empty.model")); },
                     {"tokenizer", "empty.model"});
   // A truncated model file.
-  const std::string bytes = read_bytes(trained().path);
+  const std::string bytes = read_file(trained().path);
   std::ofstream(dir.file("cut.model"), std::ios::binary) << bytes.substr(0, bytes.size() / 2);
   check_throws_with([&] { Tokenizer::load(dir.file("cut.model")); }, {"tokenizer", "cut.model"});
 }
