@@ -415,20 +415,7 @@ void Pretrainer::run(int64_t stop_at) {
         (long long)m.total);
     std::fflush(stdout);
   }
-  while (m.step < m.total && (stop_at < 0 || m.step < stop_at)) {
-    const PretrainStepRecord r = train_step();
-    if (r.step % o.log_every == 0 || r.step == 1 || r.step == m.total) m.progress(r);
-    if (r.step == m.total) break;
-    if (o.eval_every > 0 && r.step % o.eval_every == 0 && !m.eval_batches.empty()) evaluate();
-    if (o.save_every > 0 && r.step % o.save_every == 0) save_checkpoint();
-  }
-  if (m.step < m.total) {  // interrupted on purpose (tests): nothing more is written
-    m.tlog.end_line();
-    return;
-  }
-  if (!m.eval_batches.empty()) evaluate();
-  save_checkpoint();
-  m.tlog.print("wrote " + o.out + " (step " + std::to_string(m.step) + ")");
+  run_train_loop(*this, m, o, stop_at);
 }
 
 int64_t Pretrainer::step() const {

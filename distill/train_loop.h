@@ -115,4 +115,29 @@ class TrainLog {
   int64_t window_tokens_ = 0, run_steps_ = 0;
 };
 
+// The step loop of a trainer's run() after its banner: steps until `total` (or stop_at, when >= 0)
+// with a progress line every log_every steps (and at the first and last), an evaluation every
+// eval_every and a checkpoint every save_every; then, unless stopped early (tests: nothing more
+// is written), a final evaluation, the checkpoint and the "wrote" line. T is the trainer (its
+// train_step, evaluate, save_checkpoint), M its implementation (step, total, eval_batches, tlog,
+// progress), O its options.
+template <class T, class M, class O>
+void run_train_loop(T& trainer, M& m, const O& o, int64_t stop_at) {
+  while (m.step < m.total && (stop_at < 0 || m.step < stop_at)) {
+    const auto r = trainer.train_step();
+    if (r.step % o.log_every == 0 || r.step == 1 || r.step == m.total) m.progress(r);
+    if (r.step == m.total) break;
+    if (o.eval_every > 0 && r.step % o.eval_every == 0 && !m.eval_batches.empty())
+      trainer.evaluate();
+    if (o.save_every > 0 && r.step % o.save_every == 0) trainer.save_checkpoint();
+  }
+  if (m.step < m.total) {  // interrupted on purpose (tests): nothing more is written
+    m.tlog.end_line();
+    return;
+  }
+  if (!m.eval_batches.empty()) trainer.evaluate();
+  trainer.save_checkpoint();
+  m.tlog.print("wrote " + o.out + " (step " + std::to_string(m.step) + ")");
+}
+
 }  // namespace kdnas
