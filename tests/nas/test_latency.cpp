@@ -9,19 +9,13 @@
 
 #include "kernels/context.h"
 #include "nas/latency.h"
+#include "tests/nas/tiny_teacher.h"
 #include "tests/test_util.h"
 
 using namespace kdnas;
 using namespace kdnas::test;
 
 namespace {
-
-EncoderConfig tiny_teacher() {
-  EncoderConfig t = xlmr_base();
-  t.vocab_size = 1000;
-  t.max_position_embeddings = 130;
-  return t;
-}
 
 LatencySettings tiny_settings() {
   LatencySettings s;

@@ -9,24 +9,12 @@
 #include <set>
 
 #include "nas/space.h"
+#include "tests/nas/tiny_teacher.h"
 #include "tests/test_util.h"
 #include "transformer/encoder.h"
 
 using namespace kdnas;
 using namespace kdnas::test;
-
-namespace {
-
-// A small teacher (the tiny test config's vocabulary and positions) so that counting
-// parameters against a real Encoder stays cheap.
-EncoderConfig tiny_teacher() {
-  EncoderConfig t = xlmr_base();
-  t.vocab_size = 1000;
-  t.max_position_embeddings = 130;
-  return t;
-}
-
-}  // namespace
 
 TEST_SUITE("nas") {
   TEST_CASE("space: the default space is KDNAS.md's") {
