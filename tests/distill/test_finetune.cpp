@@ -11,6 +11,7 @@
 
 #include "distill/finetune.h"
 #include "distill/tasks.h"
+#include "tests/distill/distill_fixtures.h"
 #include "tests/test_util.h"
 #include "transformer/model_dir.h"
 #include "transformer/tokenizer.h"
@@ -54,7 +55,7 @@ struct Fixture {
   std::string train = dir.file("train.tsv"), dev = dir.file("dev.tsv");
   Fixture() {
     const std::string tok = dir.file("tok.model");
-    train_tokenizer(kSource + "/tests/data/corpus/tiny.txt", 200, "unigram", tok, /*seed=*/7);
+    train_tiny_tokenizer(tok);
     Model m;
     m.config = read_config(kSource + "/tests/data/configs/tiny.json");
     m.encoder = Encoder::init_random(m.config, 1);

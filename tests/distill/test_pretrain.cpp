@@ -12,6 +12,7 @@
 
 #include "distill/corpus.h"
 #include "distill/pretrain.h"
+#include "tests/distill/distill_fixtures.h"
 #include "tests/test_util.h"
 #include "transformer/model_dir.h"
 #include "transformer/tokenizer.h"
@@ -31,7 +32,7 @@ struct Fixture {
   std::string model = dir.file("tok.model");
   Tokenizer tok;
   Fixture() {
-    train_tokenizer(kCorpus, 200, "unigram", model, /*seed=*/7);
+    train_tiny_tokenizer(model);
     tok = Tokenizer::load(model);
   }
 };
@@ -59,12 +60,6 @@ PretrainOptions tiny_options(const std::string& out) {
 std::vector<int64_t> values(const Tensor& t) {
   const Tensor c = t.contiguous();
   return std::vector<int64_t>(c.data<int64_t>(), c.data<int64_t>() + c.numel());
-}
-
-bool same_bits(const Tensor& a, const Tensor& b) {
-  return a.shape() == b.shape() && a.dtype() == b.dtype() &&
-         std::memcmp(a.contiguous().raw_data(), b.contiguous().raw_data(),
-                     size_t(a.numel()) * dtype_size(a.dtype())) == 0;
 }
 
 }  // namespace

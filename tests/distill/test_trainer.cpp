@@ -15,6 +15,7 @@
 
 #include "distill/corpus.h"
 #include "distill/trainer.h"
+#include "tests/distill/distill_fixtures.h"
 #include "tests/test_util.h"
 #include "transformer/model_dir.h"
 #include "transformer/safetensors.h"
@@ -35,7 +36,7 @@ struct Fixture {
   Tokenizer tok;
   Fixture() {
     const std::string model = dir.file("tok.model");
-    train_tokenizer(kCorpus, 200, "unigram", model, /*seed=*/7);
+    train_tiny_tokenizer(model);
     tok = Tokenizer::load(model);
     Model m;
     m.config = read_config(kSource + "/tests/data/configs/tiny.json");
@@ -78,12 +79,6 @@ TrainOptions tiny_options(const std::string& out, const std::string& teacher) {
   o.quiet = true;
   o.out = out;
   return o;
-}
-
-bool same_bits(const Tensor& a, const Tensor& b) {
-  return a.shape() == b.shape() && a.dtype() == b.dtype() &&
-         std::memcmp(a.contiguous().raw_data(), b.contiguous().raw_data(),
-                     size_t(a.numel()) * dtype_size(a.dtype())) == 0;
 }
 
 }  // namespace
