@@ -3,10 +3,10 @@
 # of the given config, and the one-line errors for bad input.
 # Usage: tests/cli/test_cli.sh KDNAS_BINARY CONFIG.json EXPECTED_PARAMETER_COUNT
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 kdnas=$1 config=$2 expect_params=$3
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
 
 "$kdnas" init --config "$config" --out "$work/model" --seed 3
 "$kdnas" info "$work/model" | tee "$work/info.txt"
@@ -27,17 +27,6 @@ grep -q '"median_ms": [0-9]' "$work/bench.json" || fail "bench: no median"
 "$kdnas" bench --config "$config" --batch 1 --seq 8 --dtype bf16 --runs 1 --warmup 0 >/dev/null
 
 # Bad input: one line on stderr, non-zero exit, never a crash.
-expect_error() {  # expect_error EXIT_CODE PATTERN -- command...
-  local want=$1 pattern=$2
-  shift 3
-  set +e
-  "$@" >"$work/out.txt" 2>"$work/err.txt"
-  local rc=$?
-  set -e
-  [ "$rc" -eq "$want" ] || fail "'$*' exited $rc, expected $want"
-  [ "$(wc -l <"$work/err.txt")" -eq 1 ] || { cat "$work/err.txt"; fail "'$*': expected one error line"; }
-  grep -q "$pattern" "$work/err.txt" || { cat "$work/err.txt"; fail "'$*': no '$pattern' in the error"; }
-}
 expect_error 2 "error" -- "$kdnas" bench --config "$config" --batch 0
 expect_error 2 "error" -- "$kdnas" encode --model "$work/model" --frobnicate
 expect_error 1 "not a directory" -- "$kdnas" info "$work/missing"

@@ -10,11 +10,11 @@
 # Usage: tests/cli/test_demo.sh KDNAS_BINARY TINY_CONFIG.json SAMPLE.txt TASKS_DIR
 # Needs spm_train (Debian's sentencepiece) and python3; exits 77 (skipped) without them.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 kdnas=$1 config=$2 sample=$3 tasks=$4
 work=$(mktemp -d)
 bg=
 trap '[ -n "$bg" ] && kill -9 "$bg" 2>/dev/null; rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
 
 if ! command -v spm_train >/dev/null; then
   echo "SKIP: spm_train (sentencepiece) is not installed"
@@ -113,17 +113,6 @@ diff <(grep '^| ' "$work/resume.txt") <(grep '^| ' "$work/again.txt") >/dev/null
   || fail "the rerun's table differs"
 
 # 5. Bad input: one line on stderr, non-zero exit.
-expect_error() {  # expect_error EXIT_CODE PATTERN -- command...
-  local want=$1 pattern=$2
-  shift 3
-  set +e
-  "$@" >"$work/out.txt" 2>"$work/err.txt"
-  local rc=$?
-  set -e
-  [ "$rc" -eq "$want" ] || { cat "$work/err.txt"; fail "'$*' exited $rc, expected $want"; }
-  [ "$(wc -l <"$work/err.txt")" -eq 1 ] || { cat "$work/err.txt"; fail "'$*': expected one error line"; }
-  grep -q "$pattern" "$work/err.txt" || { cat "$work/err.txt"; fail "'$*': no '$pattern' in the error"; }
-}
 mkdir -p "$work/notask"
 t=(--corpus "$sample" --text-column 1 --space "$work/space.json" --episodes 1 --candidates 1)
 expect_error 1 "not a directory" -- "$kdnas" demo "${t[@]}" --teacher "$work/none" \

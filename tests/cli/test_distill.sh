@@ -6,11 +6,11 @@
 # Usage: tests/cli/test_distill.sh KDNAS_BINARY TINY_CONFIG.json CORPUS.txt
 # Needs spm_train (Debian's sentencepiece) for the tokenizer; exits 77 (skipped) without it.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 kdnas=$1 config=$2 corpus=$3
 work=$(mktemp -d)
 bg=
 trap '[ -n "$bg" ] && kill -9 "$bg" 2>/dev/null; rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
 
 if ! command -v spm_train >/dev/null; then
   echo "SKIP: spm_train (sentencepiece) is not installed"
@@ -23,9 +23,6 @@ spm_train --input="$corpus" --model_prefix="$work/tok" --vocab_size=200 --model_
 # The recipe every run below shares: a 2-layer, hidden-32 student, 16 sentences of <= 32 tokens.
 common=(--teacher "$work/teacher" --arch 2,32,2,64 --corpus "$corpus" --batch 16 --seq 32
         --lr 1e-3 --seed 5 --threads 1)
-
-# `step loss` for every logged training step of a log.jsonl (eval rows have no "loss" key).
-losses() { sed -n 's/^{"step":\([0-9]*\),"loss":\([^,]*\),.*/\1 \2/p' "$1"; }
 
 # 1. The loss at least halves in 300 steps.
 start=$(date +%s.%N)
@@ -75,17 +72,6 @@ cmp -s "$work/full/model.safetensors" "$work/killed/model.safetensors" \
   || fail "the resumed run's student differs from the uninterrupted run's"
 
 # 3. Bad input: one line on stderr, non-zero exit.
-expect_error() {  # expect_error EXIT_CODE PATTERN -- command...
-  local want=$1 pattern=$2
-  shift 3
-  set +e
-  "$@" >"$work/out.txt" 2>"$work/err.txt"
-  local rc=$?
-  set -e
-  [ "$rc" -eq "$want" ] || { cat "$work/err.txt"; fail "'$*' exited $rc, expected $want"; }
-  [ "$(wc -l <"$work/err.txt")" -eq 1 ] || { cat "$work/err.txt"; fail "'$*': expected one error line"; }
-  grep -q "$pattern" "$work/err.txt" || { cat "$work/err.txt"; fail "'$*': no '$pattern' in the error"; }
-}
 : >"$work/empty.txt"
 printf '\n  \n\n' >"$work/blank.txt"
 t=(--teacher "$work/teacher" --steps 5)

@@ -7,10 +7,10 @@
 # Usage: tests/cli/test_finetune.sh KDNAS_BINARY TINY_CONFIG.json CORPUS.txt
 # Needs spm_train (Debian's sentencepiece) for the tokenizer; exits 77 (skipped) without it.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 kdnas=$1 config=$2 corpus=$3
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
 
 if ! command -v spm_train >/dev/null; then
   echo "SKIP: spm_train (sentencepiece) is not installed"
@@ -99,17 +99,6 @@ awk -v d="$pdev" 'BEGIN { exit !(d >= 0.75) }' || fail "pair accuracy near chanc
   || fail "eval on pairs"
 
 # 3. Bad input: one line on stderr, non-zero exit.
-expect_error() {  # expect_error EXIT_CODE PATTERN -- command...
-  local want=$1 pattern=$2
-  shift 3
-  set +e
-  "$@" >"$work/out.txt" 2>"$work/err.txt"
-  local rc=$?
-  set -e
-  [ "$rc" -eq "$want" ] || { cat "$work/err.txt"; fail "'$*' exited $rc, expected $want"; }
-  [ "$(wc -l <"$work/err.txt")" -eq 1 ] || { cat "$work/err.txt"; fail "'$*': expected one error line"; }
-  grep -q "$pattern" "$work/err.txt" || { cat "$work/err.txt"; fail "'$*': no '$pattern' in the error"; }
-}
 printf 'alpha\tthe clock\nbeta\tthe river\textra\n' >"$work/bad.tsv"
 printf 'alpha\tthe clock\ngamma\tthe river\n' >"$work/unseen.tsv"
 : >"$work/empty.tsv"

@@ -3,10 +3,10 @@
 # a Chrome trace with the GEMMs in it and print the per-op summary; a bad path is one error line.
 # Usage: tests/cli/test_profile.sh KDNAS_BINARY CONFIG.json
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 kdnas=$1 config=$2
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
 
 # A valid trace: JSON with traceEvents, complete events with the fields chrome://tracing needs.
 check_trace() {  # check_trace FILE

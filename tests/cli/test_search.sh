@@ -10,11 +10,11 @@
 # Usage: tests/cli/test_search.sh KDNAS_BINARY TINY_CONFIG.json CORPUS.txt
 # Needs spm_train (Debian's sentencepiece) for the tokenizer; exits 77 (skipped) without it.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 kdnas=$1 config=$2 corpus=$3
 work=$(mktemp -d)
 bg=
 trap '[ -n "$bg" ] && kill -9 "$bg" 2>/dev/null; rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
 
 if ! command -v spm_train >/dev/null; then
   echo "SKIP: spm_train (sentencepiece) is not installed"
@@ -114,17 +114,6 @@ check_run "$work/cmp/random" 6
 grep -q "lstm vs random" "$work/cmp/report.md" || fail "no comparison report"
 
 # 4. Bad input: one line on stderr, non-zero exit.
-expect_error() {  # expect_error EXIT_CODE PATTERN -- command...
-  local want=$1 pattern=$2
-  shift 3
-  set +e
-  "$@" >"$work/out.txt" 2>"$work/err.txt"
-  local rc=$?
-  set -e
-  [ "$rc" -eq "$want" ] || { cat "$work/err.txt"; fail "'$*' exited $rc, expected $want"; }
-  [ "$(wc -l <"$work/err.txt")" -eq 1 ] || { cat "$work/err.txt"; fail "'$*': expected one error line"; }
-  grep -q "$pattern" "$work/err.txt" || { cat "$work/err.txt"; fail "'$*': no '$pattern' in the error"; }
-}
 : >"$work/empty.txt"
 echo '{"layers": [1], "hidden": [16], "heads": [2], "ffn": [32], "widht": [3]}' >"$work/typo.json"
 t=(--teacher "$work/teacher" --episodes 1 --candidates 1 --proxy-sentences 8 --proxy-epochs 1)

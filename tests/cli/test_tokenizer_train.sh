@@ -5,10 +5,10 @@
 # shifts them), two trainings give identical files, and bad input is one error line.
 # Usage: tests/cli/test_tokenizer_train.sh KDNAS_BINARY TINY_CONFIG.json SAMPLE.txt
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 kdnas=$1 config=$2 sample=$3
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
 vocab=2000  # the sample's Chinese needs ~1 500 single-character pieces
 
 # 1. Train (the text is column 1 of lang<TAB>sentence) and read the sizes it reports.
@@ -47,17 +47,6 @@ else
 fi
 
 # 4. Bad input: one line on stderr, non-zero exit.
-expect_error() {  # expect_error EXIT_CODE PATTERN -- command...
-  local want=$1 pattern=$2
-  shift 3
-  set +e
-  "$@" >"$work/out.txt" 2>"$work/err.txt"
-  local rc=$?
-  set -e
-  [ "$rc" -eq "$want" ] || { cat "$work/err.txt"; fail "'$*' exited $rc, expected $want"; }
-  [ "$(wc -l <"$work/err.txt")" -eq 1 ] || { cat "$work/err.txt"; fail "'$*': expected one error line"; }
-  grep -q "$pattern" "$work/err.txt" || { cat "$work/err.txt"; fail "'$*': no '$pattern' in the error"; }
-}
 : > "$work/empty.txt"
 printf '\n\n' > "$work/blank.txt"
 t=(tokenizer-train --out "$work/bad.model")
