@@ -266,6 +266,35 @@ def table(rows):
     return lines
 
 
+def summary(results, checks):
+    """The wide tables of docs/perf.md (one row per batch x threads), ready to paste."""
+    cols = [("kdnas", "f32"), ("kdnas", "bf16"), ("torch", "f32"), ("torch", "bf16"), ("ort", "f32"), ("ort", "int8")]
+    ratios = [(("kdnas", "f32"), ("torch", "f32")), (("kdnas", "f32"), ("ort", "f32")),
+              (("kdnas", "bf16"), ("torch", "bf16")), (("kdnas", "bf16"), ("ort", "int8"))]
+    head = ("| batch | threads | kdnas f32 | kdnas bf16 | torch f32 | torch bf16 | ORT f32 | ORT int8 | "
+            "kdnas f32 / torch f32 | kdnas f32 / ORT f32 | kdnas bf16 / torch bf16 | kdnas bf16 / ORT int8 |")
+    out = []
+    for shape in dict.fromkeys(r["shape"] for r in results):
+        out += [f"#### {shape} (median ms over rounds)", "", head, "|---:|---:|" + "---:|" * 10]
+        rs = [r for r in results if r["shape"] == shape]
+        for bt in dict.fromkeys((r["batch"], r["threads"]) for r in rs):
+            med = {(r["runtime"], r["dtype"]): r["median_ms"] for r in rs if (r["batch"], r["threads"]) == bt}
+            cells = [f"{med[c]:.2f}" if c in med else "–" for c in cols]
+            cells += [f"{med[x] / med[y]:.2f}" if x in med and y in med else "–" for x, y in ratios]
+            out.append(f"| {bt[0]} | {bt[1]} | " + " | ".join(cells) + " |")
+        out.append("")
+    if checks:
+        pairs = list(dict.fromkeys((c["a"], c["b"]) for c in checks))
+        out += ["#### hidden-state check (max abs diff, last layer, real tokens)", "",
+                "| shape | " + " | ".join(f"{a} vs {b}" for a, b in pairs) + " |",
+                "|---|" + "---:|" * len(pairs)]
+        for shape in dict.fromkeys(c["shape"] for c in checks):
+            d = {(c["a"], c["b"]): c["max_abs_diff"] for c in checks if c["shape"] == shape}
+            out.append(f"| {shape} | " + " | ".join(f"{d[p]:.1e}" if p in d else "–" for p in pairs) + " |")
+        out.append("")
+    return out
+
+
 # ---- distillation step --------------------------------------------------------------------------
 
 def distill(a, teacher_dir):
@@ -351,6 +380,7 @@ def versions(a, ort):
     except Exception as e:
         v["torch_linear_impl"] = str(e)
     v["loadavg_start"] = os.getloadavg()
+    v["torch_omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY", "libgomp default")
     return v
 
 
@@ -413,6 +443,8 @@ def main():
     log(f"machine: {v['cpu']}, {v['cores']} cores, load average {v['loadavg_start'][0]:.2f}")
     log(f"torch {v['torch']} ({v['torch_mkldnn']}; mkldnn available: {v['torch_mkldnn_available']}; "
         f"ATen CPU capability {v['torch_cpu_capability']}), libblas.so.3 -> {v.get('blas')}")
+    log(f"OpenMP wait policy: kdnas PASSIVE, torch {v['torch_omp_wait_policy']}; "
+        "ONNX Runtime: its own thread pool (default spinning)")
     log(f"onnxruntime-node {v['onnxruntime_node']}, onnx {v.get('onnx')}, kdnas oneDNN {v.get('kdnas_onednn')}")
     log("torch bf16: model.to(torch.bfloat16) (weights and activations bf16; no autocast); "
         f"torch Linear runs on: {v['torch_linear_impl']}")
@@ -457,6 +489,7 @@ def main():
     finally:
         ort.close()
     report["versions"]["loadavg_end"] = os.getloadavg()
+    md += ["### summary", ""] + summary(report["results"], report["checks"])
     report["failed_check"] = failed
     if a.out:
         with open(a.out, "w") as f:

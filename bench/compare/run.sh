@@ -11,5 +11,9 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 case " $* " in *" -h "*|*" --help "*) ;; *) "$here/install.sh" ;; esac
+# PyTorch gets the OpenMP wait policy kdnas runs with (PASSIVE) unless OMP_WAIT_POLICY is set;
+# OMP_WAIT_POLICY=unset leaves libgomp's default (spin, then sleep) for PyTorch. On a loaded
+# 2-core machine the default made torch's 2-thread runs 10-20x slower than its 1-thread runs.
+if [ "${OMP_WAIT_POLICY:-}" = unset ]; then unset OMP_WAIT_POLICY; else export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}; fi
 # Debian's interpreter: the packages above live in its dist-packages, not in a pyenv/venv python.
 exec /usr/bin/python3 "$here/compare.py" "$@"
