@@ -1,7 +1,8 @@
 // kdnas bench (--model DIR | --config FILE.json) --batch B --seq T --threads N --dtype f32|bf16
-//             [--runs R] [--warmup W] [--json] [--profile FILE.json]
+//             [--runs R] [--warmup W] [--json] [--profile FILE.json] [--device cpu|cuda[:N]]
 // Latency of the inference forward pass (ARCHITECTURE.md's protocol: warm-up, then the median
-// of R timed runs, with the spread), tokens/s and GFLOP/s.
+// of R timed runs, with the spread), tokens/s and GFLOP/s. On a GPU each run ends with a
+// synchronisation of the stream, so the clock sees the kernels finish, not their launches.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -9,6 +10,8 @@
 #include <vector>
 
 #include "apps/commands.h"
+#include "apps/device_flag.h"
+#include "kernels/cuda/cuda_context.h"
 #include "kernels/profiler.h"
 #include "transformer/inference.h"
 #include "transformer/model_dir.h"
@@ -18,7 +21,7 @@ namespace kdnas::cli {
 void add_bench(CLI::App& app) {
   auto* cmd = app.add_subcommand("bench", "Time the inference forward pass");
   struct Args {
-    std::string model, config, dtype = "f32", profile;
+    std::string model, config, dtype = "f32", profile, device = "cpu";
     int64_t batch = 1, seq = 128, threads = 0, runs = 20, warmup = 3;
     bool json = false;
   };
@@ -37,11 +40,13 @@ void add_bench(CLI::App& app) {
       ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
   cmd->add_option("--warmup", a->warmup, "untimed runs first (default 3)")
       ->check(CLI::Range(int64_t(0), int64_t(1) << 40));
+  add_device_flag(cmd, a->device);
   cmd->add_flag("--json", a->json, "print one JSON object instead of a table");
   cmd->add_option("--profile", a->profile,
                   "per-op Chrome trace of the timed runs to FILE.json, summary on stderr "
                   "(docs/profiling.md)");
   cmd->callback([a] {
+    const Device device = resolve_device(a->device);  // before --profile's file is opened
     KDNAS_CHECK(!a->model.empty() || !a->config.empty(),
                 "bench: give --model DIR or --config FILE.json");
     // Opened first, so that a bad path fails before the model is loaded.
@@ -56,7 +61,7 @@ void add_bench(CLI::App& app) {
     KDNAS_CHECK(a->seq + cfg.pad_token_id < cfg.max_position_embeddings, "bench: --seq ", a->seq,
                 " is too long for max_position_embeddings ", cfg.max_position_embeddings);
     Context ctx(best_cpu_backend(), int(a->threads));
-    InferenceEncoder inf(enc, dtype_from_name(a->dtype));
+    InferenceEncoder inf(enc, dtype_from_name(a->dtype), device);
     // Real-looking input: <s> tokens </s>, no padding.
     Tensor ids = Tensor::empty({a->batch, a->seq}, DType::I64);
     Rng rng(0);
@@ -67,15 +72,22 @@ void add_bench(CLI::App& app) {
       ids.data<int64_t>()[b * a->seq + a->seq - 1] = cfg.eos_token_id;
     }
     Tensor mask = Tensor::ones({a->batch, a->seq}, DType::I64);
+    // One finished forward pass from host ids, as a caller has them: on a GPU the time includes
+    // copying the ids and the mask over, and the synchronisation makes the clock wait for the
+    // kernels, not only their launches.
+    auto run_once = [&] {
+      inf.forward(ctx, ids, mask, false);
+      if (!device.is_cpu()) cuda_synchronize(ctx);
+    };
     // --profile (or else KDNAS_PROFILE's profiler) sees the timed runs only, not the warm-up.
     std::shared_ptr<Profiler> timed_prof = prof ? prof : ctx.shared_profiler();
     ctx.set_profiler(nullptr);
-    for (int64_t i = 0; i < a->warmup; ++i) inf.forward(ctx, ids, mask, false);
+    for (int64_t i = 0; i < a->warmup; ++i) run_once();
     ctx.set_profiler(timed_prof);
     std::vector<double> ms;
     for (int64_t i = 0; i < a->runs; ++i) {
       auto t0 = std::chrono::steady_clock::now();
-      inf.forward(ctx, ids, mask, false);
+      run_once();
       ms.push_back(
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     }
@@ -87,20 +99,23 @@ void add_bench(CLI::App& app) {
     if (a->json) {
       std::printf(
           "{\"model\": \"%s\", \"layers\": %lld, \"hidden\": %lld, \"heads\": %lld, \"ffn\": %lld, "
-          "\"batch\": %lld, \"seq\": %lld, \"threads\": %d, \"dtype\": \"%s\", \"runs\": %lld, "
+          "\"batch\": %lld, \"seq\": %lld, \"threads\": %d, \"dtype\": \"%s\", \"device\": \"%s\", "
+          "\"runs\": %lld, "
           "\"median_ms\": %.3f, \"min_ms\": %.3f, \"max_ms\": %.3f, \"tokens_per_s\": %.1f, "
           "\"gflops\": %.1f}\n",
           name.c_str(), (long long)cfg.num_hidden_layers, (long long)cfg.hidden_size,
           (long long)cfg.num_attention_heads, (long long)cfg.intermediate_size, (long long)a->batch,
-          (long long)a->seq, ctx.threads(), a->dtype.c_str(), (long long)a->runs, median, lo, hi,
-          tokens, gflops);
+          (long long)a->seq, ctx.threads(), a->dtype.c_str(), device.str().c_str(),
+          (long long)a->runs, median, lo, hi, tokens, gflops);
     } else {
       std::printf("model    %s (%lldL/%lldH/%lld heads/FFN %lld)\n", name.c_str(),
                   (long long)cfg.num_hidden_layers, (long long)cfg.hidden_size,
                   (long long)cfg.num_attention_heads, (long long)cfg.intermediate_size);
+      // The device is named only when it is not the CPU (the line is as before on the CPU).
+      const std::string on = device.is_cpu() ? "" : ", on " + device.str();
       std::printf(
-          "settings batch %lld x %lld tokens, %d threads, %s, %lld runs after %lld warm-up\n",
-          (long long)a->batch, (long long)a->seq, ctx.threads(), a->dtype.c_str(),
+          "settings batch %lld x %lld tokens, %d threads, %s%s, %lld runs after %lld warm-up\n",
+          (long long)a->batch, (long long)a->seq, ctx.threads(), a->dtype.c_str(), on.c_str(),
           (long long)a->runs, (long long)a->warmup);
       std::printf("latency  median %.2f ms (min %.2f, max %.2f)\n", median, lo, hi);
       std::printf("rate     %.0f tokens/s, %.1f GFLOP/s\n", tokens, gflops);

@@ -1,6 +1,8 @@
 // kdnas encode --model DIR (--text "..." | --ids "0 581 2;0 5 2" | --input FILE) [--max-len N]
-//              [--dtype f32|bf16] --out FILE.safetensors [--profile FILE.json]
-// Writes hidden_states f32 [L+1, B, T, C] and attention_mask i64 [B, T].
+//              [--dtype f32|bf16] [--device cpu|cuda[:N]] --out FILE.safetensors
+//              [--profile FILE.json]
+// Writes hidden_states f32 [L+1, B, T, C] and attention_mask i64 [B, T]. With --device cuda the
+// weights and the forward pass live on the GPU and the hidden states are copied back to write.
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -8,6 +10,7 @@
 #include <vector>
 
 #include "apps/commands.h"
+#include "apps/device_flag.h"
 #include "kernels/profiler.h"
 #include "transformer/inference.h"
 #include "transformer/model_dir.h"
@@ -60,7 +63,7 @@ EncodedBatch parse_ids(const std::string& text, int64_t pad_id, int64_t vocab) {
 void add_encode(CLI::App& app) {
   auto* cmd = app.add_subcommand("encode", "Run the encoder and write every layer's hidden states");
   struct Args {
-    std::string model, text, ids, input, out, dtype = "f32", profile;
+    std::string model, text, ids, input, out, dtype = "f32", profile, device = "cpu";
     int64_t max_len = 512;
   };
   auto a = std::make_shared<Args>();
@@ -73,10 +76,12 @@ void add_encode(CLI::App& app) {
   cmd->add_option("--max-len", a->max_len, "truncate to this many tokens (default 512)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
   cmd->add_option("--dtype", a->dtype, "f32 or bf16")->check(CLI::IsMember({"f32", "bf16"}));
+  add_device_flag(cmd, a->device);
   cmd->add_option("--out", a->out, "output .safetensors file")->required();
   cmd->add_option("--profile", a->profile,
                   "per-op Chrome trace to FILE.json, summary on stderr (docs/profiling.md)");
   cmd->callback([a] {
+    const Device device = resolve_device(a->device);  // first: no file is touched before it
     KDNAS_CHECK(!a->text.empty() + !a->ids.empty() + !a->input.empty() == 1,
                 "encode: give exactly one of --text, --ids or --input");
     auto prof = a->profile.empty() ? nullptr : std::make_shared<Profiler>(a->profile);
@@ -105,8 +110,8 @@ void add_encode(CLI::App& app) {
                 " tokens; this model takes at most ", max_t);
     Context ctx;
     if (prof) ctx.set_profiler(prof);
-    InferenceEncoder enc(m.encoder, dtype_from_name(a->dtype));
-    Tensor hs = enc.forward(ctx, batch.input_ids, batch.attention_mask, true);
+    InferenceEncoder enc(m.encoder, dtype_from_name(a->dtype), device);
+    Tensor hs = enc.forward(ctx, batch.input_ids, batch.attention_mask, true).to(cpu_device());
     write_safetensors(a->out, {{"hidden_states", hs}, {"attention_mask", batch.attention_mask}},
                       {{"model", a->model}, {"dtype", a->dtype}});
     std::printf("wrote %s: hidden_states %s, attention_mask %s\n", a->out.c_str(),

@@ -1,4 +1,5 @@
 // kdnas eval --model DIR --data FILE.tsv [--batch B] [--seq T] [--threads N]
+//            [--device cpu|cuda[:N]]
 // Scores a fine-tuned model directory (one with a classifier, from kdnas finetune) on a task TSV
 // and prints one JSON object: {"accuracy", "macro_f1", "examples", "labels", ...}.
 #include <cstdio>
@@ -6,6 +7,7 @@
 #include <string>
 
 #include "apps/commands.h"
+#include "apps/device_flag.h"
 #include "distill/finetune.h"
 
 namespace kdnas::cli {
@@ -22,7 +24,9 @@ void add_eval(CLI::App& app) {
       ->check(CLI::Range(int64_t(4), int64_t(1) << 20));
   cmd->add_option("--threads", o->threads, "threads (default: OMP_NUM_THREADS or all cores)")
       ->check(CLI::NonNegativeNumber);
+  add_device_flag(cmd, o->device);
   cmd->callback([o] {
+    resolve_device(o->device);  // first: nothing is read before it
     const EvalResult r = evaluate_classifier(*o);
     std::printf("%s\n", eval_result_json(*o, r).c_str());
   });

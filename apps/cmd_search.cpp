@@ -3,12 +3,15 @@
 //              [--threads N] [--dtype f32|bf16] [--controller lstm|random | --compare]
 //              [--proxy-sentences S] [--proxy-epochs E] [--proxy-batch B] [--proxy-seq T]
 //              [--proxy-lr X] [--hard-budget-ms X] [--seed S] [--distill-steps N] [--resume]
+//              [--device cpu|cuda[:N]]
 // The KD-NAS search (nas/search.h) with proxy distillation by the distill trainer. The run
 // directory holds command.json (these settings: --resume reads them back), proxy.txt (the
 // fixed proxy sample of the corpus), candidates/<L_H_A_F>/ (each proxy run), and the search's
 // own files; with --compare, the lstm and random searches run with the same budget into
 // RUN_DIR/lstm and RUN_DIR/random (sharing the latency table and the proxy results) and
-// RUN_DIR/report.md compares them.
+// RUN_DIR/report.md compares them. --device: where latency is measured (part of the latency
+// table's key), the proxy distillations and --distill-steps run; a search's setting, kept in
+// command.json (absent there: cpu).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -19,6 +22,7 @@
 #include <string>
 
 #include "apps/commands.h"
+#include "apps/device_flag.h"
 #include "apps/proxy_distill.h"
 #include "distill/trainer.h"
 #include "nas/search.h"
@@ -34,6 +38,7 @@ constexpr const char* kCommandFile = "command.json";
 
 struct SearchArgs {
   std::string teacher, corpus, space, out, budgets, controller = "lstm", dtype = "f32";
+  std::string device = "cpu";
   int64_t episodes = 15, candidates = 20, pool = 100, top = 3;
   int64_t batch = 1, seq = 128, threads = 2, latency_runs = 10, latency_warmup = 2;
   int64_t proxy_sentences = 2000, proxy_epochs = 4, proxy_batch = 32, proxy_seq = 128;
@@ -63,6 +68,7 @@ std::string args_to_json(const SearchArgs& a) {
   j["hard_budget_ms"] = a.hard_budget_ms, j["seed"] = a.seed;
   j["compare"] = a.compare, j["fake_latency"] = a.fake_latency;
   j["keep_proxy_models"] = a.keep_proxy_models;
+  j["device"] = a.device;
   return j.dump(2) + "\n";
 }
 
@@ -85,6 +91,7 @@ SearchArgs args_from_json(const std::string& text, const std::string& what) {
     a.proxy_lr = j.at("proxy_lr"), a.hard_budget_ms = j.at("hard_budget_ms");
     a.seed = j.at("seed"), a.compare = j.at("compare"), a.fake_latency = j.at("fake_latency");
     a.keep_proxy_models = j.at("keep_proxy_models");
+    a.device = j.value("device", std::string("cpu"));  // written before --device existed: cpu
   } catch (const json::exception& e) {
     KDNAS_CHECK(false, "search: ", what, " is not a kdnas search command file: ", e.what());
   }
@@ -110,6 +117,7 @@ ProxySettings proxy_settings(const SearchArgs& a) {
   p.batch = a.proxy_batch, p.seq = a.proxy_seq, p.epochs = a.proxy_epochs;
   p.lr = a.proxy_lr, p.seed = a.seed, p.threads = int(a.threads);
   p.keep_models = a.keep_proxy_models;
+  p.device = a.device;
   return p;
 }
 
@@ -127,6 +135,7 @@ SearchOptions search_options(const SearchArgs& a, const EncoderConfig& teacher,
   o.controller_opt.seed = a.seed;
   o.latency.batch = a.batch, o.latency.seq = a.seq, o.latency.threads = int(a.threads);
   o.latency.dtype = a.dtype, o.latency.runs = a.latency_runs, o.latency.warmup = a.latency_warmup;
+  o.latency.device = a.device;
   o.reward.budget_ms = a.hard_budget_ms;
   o.budgets_ms = parse_budgets_ms(a.budgets);
   o.out = out;
@@ -149,7 +158,7 @@ void distill_chosen(const SearchArgs& a, const SearchResult& r, const std::vecto
     TrainOptions t;
     t.teacher = a.teacher, t.arch = arch_to_string(arch), t.corpus = a.corpus;
     t.steps = a.distill_steps, t.batch = a.proxy_batch, t.seq = a.proxy_seq;
-    t.seed = a.seed, t.threads = int(a.threads);
+    t.seed = a.seed, t.threads = int(a.threads), t.device = a.device;
     t.out = (fs::path(run_dir) / "students" / arch_dir_name(arch)).string();
     t.resume = fs::exists(fs::path(t.out) / kTrainStateFile);
     std::fprintf(stderr, "distilling %s for %lld steps into %s\n", t.arch.c_str(),
@@ -172,6 +181,7 @@ void run(SearchArgs a, bool episodes_given) {
     a.out = given.out;
     if (episodes_given) a.episodes = given.episodes;  // a search may be extended
     a.distill_steps = given.distill_steps;
+    resolve_device(a.device);  // the search's own device, checked before anything is written
   } else {
     KDNAS_CHECK(!a.teacher.empty(), "search: --teacher is required");
     KDNAS_CHECK(!a.corpus.empty(), "search: --corpus is required");
@@ -278,9 +288,13 @@ void add_search(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--out", a->out, "run directory")->required();
   cmd->add_flag("--resume", a->resume, "continue the search in --out (its settings)");
+  add_device_flag(cmd, a->device);
   // Hidden: a deterministic latency formula instead of timing, so tests can compare runs.
   cmd->add_flag("--fake-latency", a->fake_latency)->group("");
-  cmd->callback([a, episodes] { run(*a, episodes->count() > 0); });
+  cmd->callback([a, episodes] {
+    resolve_device(a->device);  // first: nothing is read or written before it
+    run(*a, episodes->count() > 0);
+  });
 }
 
 }  // namespace kdnas::cli

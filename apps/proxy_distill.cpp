@@ -93,7 +93,7 @@ ProxyResult proxy_distill(const ProxySettings& s, const std::string& proxy_corpu
   t.corpus_opt.eval_every = 0;  // the proxy set is all training data
   t.corpus_opt.text_column = s.text_column;
   t.batch = s.batch, t.seq = s.seq, t.epochs = s.epochs;
-  t.lr = s.lr, t.seed = s.seed, t.threads = s.threads;
+  t.lr = s.lr, t.seed = s.seed, t.threads = s.threads, t.device = s.device;
   t.log_every = 1 << 30;
   t.quiet = true;
   t.out = dir;

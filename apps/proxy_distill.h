@@ -18,8 +18,9 @@ struct ProxySettings {
   double lr = 1e-4;
   uint64_t seed = 0;
   int threads = 2;
-  int64_t text_column = -1;  // -1: whole lines; N >= 0: the N-th TAB-separated field
-  bool keep_models = false;  // keep the proxy weights and optimizer state
+  std::string device = "cpu";  // where the proxy distillation runs (TrainOptions::device)
+  int64_t text_column = -1;    // -1: whole lines; N >= 0: the N-th TAB-separated field
+  bool keep_models = false;    // keep the proxy weights and optimizer state
 };
 
 // File names inside a run directory.

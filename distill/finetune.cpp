@@ -13,6 +13,7 @@
 #include "autograd/functions.h"
 #include "autograd/optim.h"
 #include "autograd/schedule.h"
+#include "distill/train_loop.h"
 #include "tensor/check.h"
 #include "tensor/rng.h"
 #include "transformer/safetensors.h"
@@ -66,7 +67,15 @@ EncodedBatch encode_examples(const Tokenizer& tok, const TaskData& d,
   return tok.encode_batch(texts, seq);
 }
 
-// logits [B, K] of the head on the encoder's last hidden state.
+// Moves every parameter of the model (encoder and heads) to `device`.
+void model_to(Model& m, Device device) {
+  m.encoder.to(device);
+  if (m.mlm) move_parameters(m.mlm->named_parameters(), device);
+  if (m.classifier) move_parameters(m.classifier->named_parameters(), device);
+}
+
+// logits [B, K] of the head on the encoder's last hidden state, on the model's device (the
+// encoder copies the batch's ids and mask there).
 Variable classify(Context& ctx, const Model& m, const EncodedBatch& b, bool train, Rng* rng) {
   ForwardOptions fo;
   fo.train = train;
@@ -94,7 +103,8 @@ std::vector<int64_t> predict_labels(Context& ctx, const Model& model, const Toke
   for (size_t begin = 0; begin < order.size(); begin += size_t(batch)) {
     const size_t end = std::min(order.size(), begin + size_t(batch));
     const EncodedBatch b = encode_examples(tok, data, order, begin, end, seq);
-    const Tensor logits = classify(ctx, model, b, /*train=*/false, nullptr).value().contiguous();
+    const Tensor logits =
+        classify(ctx, model, b, /*train=*/false, nullptr).value().to(cpu_device()).contiguous();
     const int64_t B = logits.size(0), K = logits.size(1);
     const float* p = logits.data<float>();
     for (int64_t i = 0; i < B; ++i)  // argmax; the lower id on a tie
@@ -108,6 +118,7 @@ FinetuneResult finetune(const FinetuneOptions& opt) {
   KDNAS_CHECK(!opt.model.empty(), "finetune: --model is required");
   KDNAS_CHECK(!opt.train.empty() && !opt.dev.empty(), "finetune: --train and --dev are required");
   KDNAS_CHECK(!opt.out.empty(), "finetune: --out is required");
+  const Device device = parse_device(opt.device);
   KDNAS_CHECK(opt.epochs >= 1 && opt.batch >= 1, "finetune: --epochs and --batch must be >= 1");
   KDNAS_CHECK(opt.lr > 0 && std::isfinite(opt.lr), "finetune: --lr ", opt.lr, " must be > 0");
   KDNAS_CHECK(opt.patience >= 0, "finetune: --patience ", opt.patience, " must be >= 0");
@@ -138,6 +149,7 @@ FinetuneResult finetune(const FinetuneOptions& opt) {
   m.classifier = ClassificationHead::init_random(m.config.hidden_size, labels.size(),
                                                  m.config.initializer_range, head_rng);
   labels.store(m.config);
+  model_to(m, device);  // the optimizer's slots are then made there too
 
   auto params = m.encoder.named_parameters();
   for (auto& p : m.classifier->named_parameters()) params.push_back(p);
@@ -193,13 +205,13 @@ FinetuneResult finetune(const FinetuneOptions& opt) {
       for (size_t i = begin; i < end; ++i) y.push_back(y_train[order[i]]);
       Rng dropout(rng_hash(opt.seed ^ kDropoutStream, uint64_t(step)));
       Variable loss = cross_entropy(ctx, classify(ctx, m, b, /*train=*/true, &dropout),
-                                    Tensor::from_vector(y, {int64_t(y.size())}));
+                                    Tensor::from_vector(y, {int64_t(y.size())}).to(device));
       const double l = loss.value().item();
       KDNAS_CHECK(std::isfinite(l), "finetune: epoch ", epoch, " step ", step + 1,
                   ": the loss is not finite (", l, "); stopping (lower --lr?)");
       optim.zero_grad();
       loss.backward();
-      if (opt.clip > 0) clip_grad_norm(ctx, vars, opt.clip);
+      if (opt.clip > 0) clip_or_measure_grad_norm(ctx, vars, opt.clip);
       optim.set_lr(sched.lr_at(step));
       optim.step(ctx);
       ++step;
@@ -256,7 +268,8 @@ FinetuneResult finetune(const FinetuneOptions& opt) {
 
   // The test score is the saved model's, read back as any user would load it.
   if (test) {
-    const Model best = load_model_dir(opt.out);
+    Model best = load_model_dir(opt.out);
+    model_to(best, device);
     r.test =
         classification_metrics(y_test, predict_labels(ctx, best, tok, *test, opt.batch, opt.seq));
   }
@@ -285,7 +298,8 @@ EvalResult evaluate_classifier(const EvalOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
   KDNAS_CHECK(!opt.model.empty() && !opt.data.empty(), "eval: --model and --data are required");
   KDNAS_CHECK(opt.batch >= 1, "eval: --batch ", opt.batch, " must be >= 1");
-  const Model m = load_model_dir(opt.model);
+  const Device device = parse_device(opt.device);
+  Model m = load_model_dir(opt.model);
   KDNAS_CHECK(m.classifier.has_value(), "eval: ", opt.model,
               " has no classification head (classifier.*); fine-tune it first with kdnas finetune");
   const Tokenizer tok = model_tokenizer(m, opt.model, opt.seq, "eval");
@@ -293,6 +307,7 @@ EvalResult evaluate_classifier(const EvalOptions& opt) {
   const LabelMap labels = LabelMap::from_config(m.config, m.classifier->num_labels());
   const std::vector<int64_t> gold = labels.ids(data);
   Context ctx(best_cpu_backend(), opt.threads);
+  model_to(m, device);
   EvalResult r;
   r.metrics = classification_metrics(gold, predict_labels(ctx, m, tok, data, opt.batch, opt.seq));
   r.labels = labels.size();

@@ -45,7 +45,8 @@ struct FinetuneOptions {
   double clip = 1.0;
   uint64_t seed = 0;
   int threads = 0;
-  bool quiet = false;  // no progress lines (tests)
+  std::string device = "cpu";  // the model, batches and optimizer state: cpu, cuda, cuda:N
+  bool quiet = false;          // no progress lines (tests)
 };
 
 struct EpochResult {
@@ -72,7 +73,8 @@ FinetuneResult finetune(const FinetuneOptions& opt);
 std::string finetune_result_json(const FinetuneOptions& opt, const FinetuneResult& r);
 
 // Predicted label ids for every example (inference: no dropout, no gradients), in batches of
-// `batch` with sequences cut to `seq` tokens. The model must have a classifier.
+// `batch` with sequences cut to `seq` tokens, on the device the model's parameters are on. The
+// model must have a classifier.
 std::vector<int64_t> predict_labels(Context& ctx, const Model& model, const Tokenizer& tok,
                                     const TaskData& data, int64_t batch, int64_t seq);
 
@@ -80,6 +82,7 @@ struct EvalOptions {
   std::string model, data;
   int64_t batch = 32, seq = 128;
   int threads = 0;
+  std::string device = "cpu";  // where the model runs: cpu, cuda, cuda:N
 };
 struct EvalResult {
   ClassificationMetrics metrics;

@@ -125,8 +125,13 @@ struct Pretrainer::Impl {
   std::vector<PretrainStepRecord> history;
   std::vector<PretrainEvalRecord> evals;
   TrainLog tlog;
+  // Where the model and the optimizer state live. The batches stay on the host (the masking
+  // reads them there); Encoder::forward copies the ids and mask over, the loss its rows and
+  // targets.
+  Device device;
 
-  explicit Impl(const PretrainOptions& o) : opt(o), ctx(best_cpu_backend(), o.threads) {}
+  explicit Impl(const PretrainOptions& o)
+      : opt(o), ctx(best_cpu_backend(), o.threads), device(parse_device(o.device)) {}
 
   void setup(const std::optional<SafetensorsFile>& state);
   // The MLM loss of a masked batch: logits [N, V] for the N selected tokens and their targets.
@@ -195,10 +200,11 @@ void Pretrainer::Impl::setup(const std::optional<SafetensorsFile>& state) {
     param_vars.push_back(v);
   }
   if (state) restore_parameters(*state, params, kWho);
+  move_parameters(params, device);  // then the optimizer's slots are made (or restored) there
   optim = make_adamw(param_vars, opt.lr, opt.weight_decay);
   sched = make_schedule(opt.lr, opt.warmup, total, opt.decay);
   if (state) {
-    restore_optimizer(*state, *optim);
+    restore_optimizer(*state, *optim, device);
     auto num = [&](const char* key) { return train_state_int(*state, key, kWho); };
     step = num("step");
     batcher->set_position({num("epoch"), num("index")});
@@ -225,11 +231,12 @@ Pretrainer::Impl::Mlm Pretrainer::Impl::mlm_loss(const Batch& b, const MaskedBat
     if (lab[p] != kIgnoreLabel) rows.push_back(p), targets.push_back(lab[p]);
   const int64_t N = int64_t(rows.size());
   KDNAS_CHECK(N > 0, "pretrain: a batch without a maskable token (only <s>, </s>, <pad>)");
-  Variable selected = embedding(ctx, Tensor::from_vector(rows, {N}), reshape(ctx, h, {BT, C}));
+  Variable selected =
+      embedding(ctx, Tensor::from_vector(rows, {N}).to(device), reshape(ctx, h, {BT, C}));
   Mlm m;
   m.logits = mlm->forward(ctx, selected, encoder.word_embeddings);  // [N, V]
-  m.targets = Tensor::from_vector(targets, {N});
-  m.loss = cross_entropy(ctx, m.logits, m.targets, kIgnoreLabel);
+  m.targets = Tensor::from_vector(targets, {N});                    // host (evaluate reads it)
+  m.loss = cross_entropy(ctx, m.logits, m.targets.to(device), kIgnoreLabel);
   return m;
 }
 
@@ -273,7 +280,7 @@ PretrainEvalRecord Pretrainer::Impl::evaluate() {
     Mlm m = mlm_loss(b, mb, /*train=*/false);
     e.loss += m.loss.value().item() * double(mb.selected);
     // Top-1: the first maximal logit of each row against its target.
-    const Tensor logits = m.logits.value().contiguous();
+    const Tensor logits = m.logits.value().to(cpu_device()).contiguous();
     const int64_t N = logits.size(0), V = logits.size(1);
     const float* z = logits.data<float>();
     const int64_t* t = m.targets.data<int64_t>();
@@ -375,6 +382,7 @@ Pretrainer::Pretrainer(const PretrainOptions& given) {
     if (given.steps > 0) o.steps = given.steps;
     o.out = given.out;
     o.threads = given.threads;
+    o.device = given.device;  // where to run is not part of the recipe
     o.quiet = given.quiet;
     o.resume = true;
   }

@@ -49,6 +49,9 @@ struct PretrainOptions {
   uint64_t seed = 0;
   int64_t log_every = 10, eval_every = 0, save_every = 0;  // 0: eval / save only at the end
   int threads = 0;
+  // Where the model, the batches and the optimizer state live: "cpu", "cuda", "cuda:N"
+  // (docs/cuda.md). Not part of the recipe: a resumed run takes the one it is given.
+  std::string device = "cpu";
   std::string out;
   bool resume = false;
   bool quiet = false;

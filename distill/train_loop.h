@@ -45,15 +45,18 @@ std::optional<SafetensorsFile> open_train_state(const std::string& out, bool res
 int64_t train_state_int(const SafetensorsFile& state, const std::string& key,
                         const std::string& who);
 
-// Sets every parameter from "param.<name>" (shape and dtype checked), then the optimizer's
-// slots from "optim.<key>". Restore the weights before the optimizer's first step.
+// Sets every parameter from "param.<name>" (shape and dtype checked; the value goes to the device
+// the parameter is on), then the optimizer's slots from "optim.<key>" (to `device`, where the
+// parameters are; the step counts stay on the host). Restore the weights before the
+// optimizer's first step.
 void restore_parameters(const SafetensorsFile& state,
                         const std::vector<std::pair<std::string, Variable>>& params,
                         const std::string& who);
-void restore_optimizer(const SafetensorsFile& state, AdamW& optim);
+void restore_optimizer(const SafetensorsFile& state, AdamW& optim, Device device = cpu_device());
 
 // Writes train_state.safetensors (params, optimizer state, metadata) and train_state.json
-// (`readable`, the metadata as JSON text), each atomically.
+// (`readable`, the metadata as JSON text), each atomically. Tensors on a GPU are written from
+// host copies (write_safetensors makes them).
 void write_train_state(const std::string& out,
                        const std::vector<std::pair<std::string, Variable>>& params,
                        const AdamW& optim, const std::map<std::string, std::string>& metadata,
@@ -69,6 +72,12 @@ LrSchedule make_schedule(double lr, int64_t warmup, int64_t total, const std::st
 std::string checkpoint_note(int64_t last_saved, const std::string& out);
 // Errors "<who>: step N: the loss is nan (not finite); stopping (lower --lr?); <note>".
 void check_finite_loss(double loss, int64_t step, const std::string& note, const std::string& who);
+
+// The global gradient norm of params before clipping, and the clipping to `clip` when clip > 0
+// (autograd's clip_grad_norm, or grad_norm when clip is 0). Those read the gradients on the
+// host; when the gradients live on a GPU the sum of squares is taken over host copies (in
+// double, as there) and the scaling runs on the device.
+double clip_or_measure_grad_norm(Context& ctx, const std::vector<Variable>& params, double clip);
 
 struct UpdateStats {
   double grad_norm = 0;  // before clipping

@@ -75,13 +75,15 @@ void get_optim(const nlohmann::json& j, O& o, const char* who) {
   get(j, "dropout", o.dropout, who);
 }
 
-// seed, log_every, eval_every, save_every.
+// seed, log_every, eval_every, save_every, device (absent in checkpoints written before
+// --device existed: the field's default, "cpu", stays).
 template <class J, class O>
 void put_run(J& j, const O& o) {
   j["seed"] = o.seed;
   j["log_every"] = o.log_every;
   j["eval_every"] = o.eval_every;
   j["save_every"] = o.save_every;
+  j["device"] = o.device;
 }
 
 template <class O>
@@ -90,6 +92,7 @@ void get_run(const nlohmann::json& j, O& o, const char* who) {
   get(j, "log_every", o.log_every, who);
   get(j, "eval_every", o.eval_every, who);
   get(j, "save_every", o.save_every, who);
+  get(j, "device", o.device, who);
 }
 
 }  // namespace kdnas::train_options_json

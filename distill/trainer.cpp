@@ -134,10 +134,14 @@ struct Trainer::Impl {
   std::vector<StepRecord> history;
   std::vector<EvalRecord> evals;
   TrainLog tlog;  // log.jsonl, progress lines, tokens/s and ETA
+  // Where the student, the teacher's weights, the batches and the optimizer state live.
+  Device device;
 
-  explicit Impl(const TrainOptions& o) : opt(o), ctx(best_cpu_backend(), o.threads) {}
+  explicit Impl(const TrainOptions& o)
+      : opt(o), ctx(best_cpu_backend(), o.threads), device(parse_device(o.device)) {}
 
   void setup(std::optional<SafetensorsFile> state);
+  void to_device(Batch& b) const;
   TeacherTargets teacher_targets(const Batch& b);
   DistillLossTerms student_loss(const Batch& b, const TeacherTargets& t, bool train);
   StepRecord train_step(const std::function<void(int64_t, double&)>& hook);
@@ -208,6 +212,7 @@ void Trainer::Impl::setup(std::optional<SafetensorsFile> state) {
   batcher = std::make_unique<Batcher>(corpus, *tok,
                                       BatchOptions{opt.batch, opt.batch_tokens, opt.seq, opt.seed});
   eval_batches = batcher->eval_batches();
+  for (Batch& b : eval_batches) to_device(b);  // resident for every evaluation
   if (opt.steps > 0) {
     total = opt.steps;
   } else {
@@ -237,8 +242,15 @@ void Trainer::Impl::setup(std::optional<SafetensorsFile> state) {
   KDNAS_CHECK(opt.teacher_dtype == "f32" || opt.teacher_dtype == "bf16",
               "distill: --teacher-dtype must be f32 or bf16, not '", opt.teacher_dtype, "'");
   if (!lopt.use_attention)
-    teacher_fast =
-        std::make_unique<InferenceEncoder>(teacher.encoder, dtype_from_name(opt.teacher_dtype));
+    teacher_fast = std::make_unique<InferenceEncoder>(teacher.encoder,
+                                                      dtype_from_name(opt.teacher_dtype), device);
+  // The rest of the teacher that runs: the autograd encoder (attention targets), the MLM head
+  // and the word embeddings it is tied to (logits targets).
+  if (!teacher_fast) teacher.encoder.to(device);
+  if (lopt.use_logits) {
+    move_parameters({{"word_embeddings", teacher.encoder.word_embeddings}}, device);
+    move_parameters(teacher.mlm->named_parameters(), device);
+  }
 
   params = student.named_parameters();
   if (mlm)
@@ -251,16 +263,24 @@ void Trainer::Impl::setup(std::optional<SafetensorsFile> state) {
 
   // Restore the trained weights before the optimizer sees them.
   if (state) restore_parameters(*state, params, "distill");
+  move_parameters(params, device);  // then the optimizer's slots are made (or restored) there
   optim = make_adamw(param_vars, opt.lr, opt.weight_decay);
   sched = make_schedule(opt.lr, opt.warmup, total, opt.decay);
 
   if (state) {
-    restore_optimizer(*state, *optim);
+    restore_optimizer(*state, *optim, device);
     auto num = [&](const char* key) { return train_state_int(*state, key, "distill"); };
     step = num("step");
     batcher->set_position({num("epoch"), num("index")});
     last_saved = step;
   }
+}
+
+void Trainer::Impl::to_device(Batch& b) const {
+  // The ids and the mask go where the model is (the ops and the losses copy what they check
+  // back to the host); the token counts were taken on the host already. A no-op on the CPU.
+  b.encoded.input_ids = b.encoded.input_ids.to(device);
+  b.encoded.attention_mask = b.encoded.attention_mask.to(device);
 }
 
 TeacherTargets Trainer::Impl::teacher_targets(const Batch& b) {
@@ -312,6 +332,7 @@ StepRecord Trainer::Impl::train_step(const std::function<void(int64_t, double&)>
   const auto t0 = std::chrono::steady_clock::now();
   StepRecord r;
   Batch b = batcher->next();
+  to_device(b);
   r.epoch = b.start.epoch;
   r.tokens = b.tokens;
   TeacherTargets t = teacher_targets(b);
@@ -456,6 +477,7 @@ Trainer::Trainer(const TrainOptions& given) {
     if (given.steps > 0 || given.epochs > 0) o.steps = given.steps, o.epochs = given.epochs;
     o.out = given.out;
     o.threads = given.threads;
+    o.device = given.device;  // where to run is not part of the recipe
     o.quiet = given.quiet;
     o.resume = true;
     impl_ = std::make_unique<Impl>(o);

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kernels/context.h"
+#include "kernels/cuda/cuda_context.h"
 #include "tensor/check.h"
 #include "transformer/inference.h"
 #include "transformer/safetensors.h"
@@ -101,13 +102,19 @@ double median_of(std::vector<double> v) {
 
 LatencyMeasurement time_runs(InferenceEncoder& inf, Context& ctx, const Tensor& ids,
                              const Tensor& mask, const LatencySettings& s) {
-  for (int64_t i = 0; i < s.warmup; ++i) inf.forward(ctx, ids, mask, false);
+  // One finished forward pass: on a GPU the kernels are asynchronous, so the run ends with a
+  // synchronisation of the stream before the clock is read.
+  auto run_once = [&] {
+    inf.forward(ctx, ids, mask, false);
+    if (!inf.device().is_cpu()) cuda_synchronize(ctx);
+  };
+  for (int64_t i = 0; i < s.warmup; ++i) run_once();
   std::vector<double> ms;
   ms.reserve(size_t(s.runs));
   const CpuTimes before = read_cpu_times();
   for (int64_t i = 0; i < s.runs; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
-    inf.forward(ctx, ids, mask, false);
+    run_once();
     ms.push_back(
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
@@ -130,6 +137,7 @@ void check_settings(const LatencySettings& s, const EncoderConfig& cfg) {
   KDNAS_CHECK(s.warmup >= 0 && s.runs > 0, "latency: warmup ", s.warmup, " and runs ", s.runs,
               " must be >= 0 and > 0");
   KDNAS_CHECK(s.retries >= 0, "latency: retries is ", s.retries, "; it must be >= 0");
+  parse_device(s.device);  // a bad name is an error here, before anything is built
   KDNAS_CHECK(s.seq + cfg.pad_token_id < cfg.max_position_embeddings, "latency: seq ", s.seq,
               " is too long for max_position_embeddings ", cfg.max_position_embeddings);
 }
@@ -167,7 +175,11 @@ bool latency_contended(double busy_fraction, int cores, int threads, double max_
 }
 
 std::string LatencySettings::key() const {
-  return detail::concat("b", batch, ".t", seq, ".th", threads, ".", dtype, "|", build_id());
+  const Device d = parse_device(device);
+  if (d.is_cpu())
+    return detail::concat("b", batch, ".t", seq, ".th", threads, ".", dtype, "|", build_id());
+  return detail::concat("b", batch, ".t", seq, ".th", threads, ".", dtype, ".", d.str(), "|",
+                        build_id(), "|", cuda_device_description(d.index));
 }
 
 // ---- measurement -----------------------------------------------------------------------------
@@ -181,7 +193,7 @@ LatencyMeasurement measure_config_latency(const EncoderConfig& config, const Lat
   cfg.vocab_size = std::min(cfg.vocab_size, kLatencyVocab);
   cfg.validate();
   const Encoder enc = Encoder::init_random(cfg, 0);
-  InferenceEncoder inf(enc, dtype_from_name(s.dtype));
+  InferenceEncoder inf(enc, dtype_from_name(s.dtype), parse_device(s.device));
   // A Context with a thread count sets the process's OpenMP thread count (which oneDNN reads at
   // every primitive) and leaves it set; put it back afterwards so that timing at 2 threads does
   // not leave the caller's distillation running on 2. Context(Ref, 0) reads it unchanged.

@@ -2,8 +2,10 @@
 // latencies, and a cheap latency model that screens candidates.
 //
 // A measurement builds the architecture with random weights (latency does not depend on them),
-// runs the tape-free InferenceEncoder in the given dtype and thread count on B x T tokens:
-// warm-up runs, then `runs` timed runs; the result is the median with min, max and spread. It
+// runs the tape-free InferenceEncoder in the given dtype and thread count on B x T tokens, on the
+// CPU or on a GPU (device; each timed run then ends with a synchronisation of the stream, so the
+// clock sees the kernels finish): warm-up runs, then `runs` timed runs; the result is the median
+// with min, max and spread. It
 // defends itself against a busy machine: the other processes' CPU time during the runs is read
 // from /proc/stat, and a contended measurement (busy fraction above a threshold) is repeated up
 // to a few times, keeping the least contended one (the flag says when it stayed contended).
@@ -29,14 +31,17 @@ namespace kdnas {
 struct LatencySettings {
   int64_t batch = 1, seq = 128;
   int threads = 2;
-  std::string dtype = "f32";  // "f32" or "bf16"
+  std::string dtype = "f32";   // "f32" or "bf16"
+  std::string device = "cpu";  // "cpu", "cuda", "cuda:N" (docs/cuda.md)
   int64_t warmup = 2, runs = 10;
   // Contention defence (not part of the key): the other processes' allowed share of our cores,
   // and how many times a contended measurement is repeated.
   double max_busy = 0.1;
   int retries = 3;
   // The cache key part: batch, seq, threads, dtype and the build (kdnas version, backend, CPU
-  // model name from /proc/cpuinfo): "b1.t128.th2.f32|<build>".
+  // model name from /proc/cpuinfo): "b1.t128.th2.f32|<build>". On a GPU the device and the
+  // GPU's description join it: "b1.t128.th2.f32.cuda:0|<build>|<GPU name, sm_XY, ...>" (a CPU
+  // key is unchanged, so tables measured before devices existed stay valid).
   std::string key() const;
 };
 

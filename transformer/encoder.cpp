@@ -120,6 +120,15 @@ int64_t Encoder::parameter_count(bool include_embeddings) const {
   return n;
 }
 
+void move_parameters(const std::vector<std::pair<std::string, Variable>>& params, Device device) {
+  for (const auto& [name, v] : params)
+    if (v.defined() && !(v.value().device() == device)) v.set_value(v.value().to(device));
+}
+
+void Encoder::to(Device device) {
+  move_parameters(named_parameters(), device);
+}
+
 Tensor roberta_position_ids(const Tensor& ids, int64_t pad_id) {
   KDNAS_CHECK(ids.dtype() == DType::I64 && ids.dim() == 2, "encoder: ids must be i64 [B, T], got ",
               dtype_name(ids.dtype()), " ", ids.shape());
@@ -165,7 +174,13 @@ EncoderOutput Encoder::forward(Context& ctx, const Tensor& ids, const Tensor& at
   Tensor mask = attention_mask.defined() ? attention_mask : Tensor::ones({B, T}, DType::I64);
   KDNAS_CHECK(mask.shape() == ids.shape(), "encoder: attention_mask is ", mask.shape(),
               " but ids are ", ids.shape());
-  const Tensor add_mask = additive_attention_mask(mask);
+  // The position ids and the additive mask are computed on the host (from host copies of ids
+  // and mask, which may live on either device), then everything the ops read goes where the
+  // parameters are. On the CPU every .to() below returns its argument.
+  const Device dev = device();
+  const Tensor ids_host = ids.to(cpu_device());
+  const Tensor ids_dev = ids.to(dev);
+  const Tensor add_mask = additive_attention_mask(mask.to(cpu_device())).to(dev);
   Rng dummy(0);
   Rng& rng = opt.rng ? *opt.rng : dummy;
   const double hp = cfg.hidden_dropout_prob, ap = cfg.attention_probs_dropout_prob;
@@ -173,8 +188,9 @@ EncoderOutput Encoder::forward(Context& ctx, const Tensor& ids, const Tensor& at
   // Embeddings: word + position + token type 0 (every token has type 0 in XLM-R), then LN.
   // The pad rows get no gradient, as nn.Embedding(padding_idx = pad) in Hugging Face.
   const int64_t pad = cfg.pad_token_id;
-  Variable x = embedding(ctx, ids, word_embeddings, pad);
-  x = add(ctx, x, embedding(ctx, roberta_position_ids(ids, pad), position_embeddings, pad));
+  Variable x = embedding(ctx, ids_dev, word_embeddings, pad);
+  x = add(ctx, x,
+          embedding(ctx, roberta_position_ids(ids_host, pad).to(dev), position_embeddings, pad));
   x = add(ctx, x, narrow(ctx, token_type_embeddings, 0, 0, 1));  // [1, C] broadcasts
   x = layer_norm(ctx, x, emb_ln_w, emb_ln_b, cfg.layer_norm_eps);
   x = dropout(ctx, x, hp, rng, opt.train);

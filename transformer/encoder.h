@@ -19,6 +19,7 @@
 
 #include "autograd/variable.h"
 #include "kernels/context.h"
+#include "tensor/device.h"
 #include "tensor/rng.h"
 #include "transformer/config.h"
 
@@ -73,6 +74,12 @@ class Encoder {
   std::vector<std::pair<std::string, Variable>> named_parameters() const;
   int64_t parameter_count(bool include_embeddings = true) const;
 
+  // Moves every parameter to `device` in place (move_parameters below); forward() then runs
+  // there and takes its ids and mask on either device. Saving needs no move back:
+  // write_safetensors copies device tensors to the host.
+  void to(Device device);
+  Device device() const { return word_embeddings.value().device(); }
+
   Variable word_embeddings, position_embeddings, token_type_embeddings;  // [V, C], [P, C], [TV, C]
   Variable emb_ln_w, emb_ln_b;                                           // [C]
   std::vector<EncoderLayer> layers;
@@ -80,6 +87,11 @@ class Encoder {
  private:
   EncoderConfig cfg_;
 };
+
+// Replaces each parameter's value by a copy on `device` (Variable::set_value: the handles stay,
+// so every copy of the module, and an optimizer built afterwards, sees the moved values). A
+// no-op for values already there. Use it for any module's named_parameters() (heads, losses).
+void move_parameters(const std::vector<std::pair<std::string, Variable>>& params, Device device);
 
 // RoBERTa position ids for i64 ids [B, T]: pad + running count of non-pad tokens, pad at pads.
 Tensor roberta_position_ids(const Tensor& ids, int64_t pad_id);

@@ -15,22 +15,26 @@
 
 namespace kdnas {
 
-InferenceEncoder::InferenceEncoder(const Encoder& enc, DType dtype)
-    : cfg_(enc.config()), dtype_(dtype) {
+InferenceEncoder::InferenceEncoder(const Encoder& enc, DType dtype, Device device)
+    : cfg_(enc.config()), dtype_(dtype), device_(device) {
   KDNAS_CHECK(dtype == DType::F32 || dtype == DType::BF16,
               "inference: dtype must be f32 or bf16, got ", dtype_name(dtype));
+  // The weights are prepared on the host (concatenated, converted), then copied to the device
+  // once. host(): the encoder's value as it is on the CPU, a host copy otherwise.
   Context ctx;
-  auto w = [&](const Variable& v) { return v.value().to(dtype).contiguous(); };
-  auto f = [&](const Variable& v) { return v.value().contiguous(); };
+  auto host = [](const Variable& v) { return v.value().to(cpu_device()); };
+  auto put = [&](const Tensor& t) { return t.contiguous().to(device); };
+  auto w = [&](const Variable& v) { return put(host(v).to(dtype)); };
+  auto f = [&](const Variable& v) { return put(host(v)); };
   word_ = f(enc.word_embeddings);
   pos_ = f(enc.position_embeddings);
-  type0_ = enc.token_type_embeddings.value().narrow(0, 0, 1).contiguous();
+  type0_ = put(host(enc.token_type_embeddings).narrow(0, 0, 1));
   emb_ln_w_ = f(enc.emb_ln_w);
   emb_ln_b_ = f(enc.emb_ln_b);
   for (const EncoderLayer& l : enc.layers) {
     Layer L;
-    L.wqkv = concat(ctx, {l.query_w.value(), l.key_w.value(), l.value_w.value()}, 0).to(dtype);
-    L.bqkv = concat(ctx, {l.query_b.value(), l.key_b.value(), l.value_b.value()}, 0);
+    L.wqkv = put(concat(ctx, {host(l.query_w), host(l.key_w), host(l.value_w)}, 0).to(dtype));
+    L.bqkv = put(concat(ctx, {host(l.query_b), host(l.key_b), host(l.value_b)}, 0));
     L.wo = w(l.attn_out_w), L.bo = f(l.attn_out_b);
     L.ln1_w = f(l.attn_ln_w), L.ln1_b = f(l.attn_ln_b);
     L.w1 = w(l.inter_w), L.b1 = f(l.inter_b);
@@ -60,15 +64,21 @@ Tensor InferenceEncoder::forward(Context& ctx, const Tensor& ids, const Tensor& 
   Tensor mask = attention_mask.defined() ? attention_mask : Tensor::ones({B, T}, DType::I64);
   KDNAS_CHECK(mask.shape() == ids.shape(), "inference: attention_mask is ", mask.shape(),
               " but ids are ", ids.shape());
-  const Tensor add_mask = additive_attention_mask(mask);
+  // Host-side metadata: the position ids and the additive mask are computed from host copies
+  // of ids and mask; the ops then take them (and the ids) on the device, where the embedding op
+  // copies the ids back to check them (docs/cuda.md, "Host-side metadata"). On the CPU every
+  // .to() here returns its argument.
+  const Tensor ids_host = ids.to(cpu_device());
+  const Tensor add_mask = additive_attention_mask(mask.to(cpu_device())).to(device_);
+  const Tensor pos_ids = roberta_position_ids(ids_host, cfg_.pad_token_id).to(device_);
   const double eps = cfg_.layer_norm_eps, score_scale = 1.0 / std::sqrt(double(HS));
   auto gemm_in = [&](const Tensor& t) { return dtype_ == DType::F32 ? t : cast(ctx, t, dtype_); };
 
   Tensor hidden_all;
-  if (all_hidden) hidden_all = Tensor::empty({L + 1, B, T, C});
+  if (all_hidden) hidden_all = Tensor::empty({L + 1, B, T, C}, DType::F32, device_);
   // Embeddings: word + position + token type 0, then LayerNorm.
-  Tensor x = add(ctx, embedding_forward(ctx, ids, word_),
-                 embedding_forward(ctx, roberta_position_ids(ids, cfg_.pad_token_id), pos_));
+  Tensor x = add(ctx, embedding_forward(ctx, ids.to(device_), word_),
+                 embedding_forward(ctx, pos_ids, pos_));
   x = layer_norm_forward(ctx, add(ctx, x, type0_), emb_ln_w_, emb_ln_b_, eps).out;  // [B, T, C]
   if (all_hidden) hidden_all.select(0, 0).copy_(x);
 

@@ -22,15 +22,18 @@ namespace kdnas {
 
 class InferenceEncoder {
  public:
-  // Copies (and, for bf16, converts) the encoder's weights. dtype: F32 or BF16.
-  InferenceEncoder(const Encoder& encoder, DType dtype);
+  // Copies (and, for bf16, converts) the encoder's weights, once, to `device` (the encoder's
+  // own may live anywhere). dtype: F32 or BF16.
+  InferenceEncoder(const Encoder& encoder, DType dtype, Device device = cpu_device());
 
   const EncoderConfig& config() const { return cfg_; }
   DType dtype() const { return dtype_; }
+  Device device() const { return device_; }
 
-  // ids, attention_mask: i64 [B, T] (mask undefined = all tokens). Returns the hidden states
-  // after the embeddings and every layer, f32 [L + 1, B, T, C], or only the last one
-  // ([B, T, C]) when all_hidden is false.
+  // ids, attention_mask: i64 [B, T] (mask undefined = all tokens), on the host or on device();
+  // the position ids and the additive mask are made on the host and copied over. Returns the
+  // hidden states after the embeddings and every layer, f32 [L + 1, B, T, C], or only the last
+  // one ([B, T, C]) when all_hidden is false, on device() (.to(cpu_device()) brings them back).
   Tensor forward(Context& ctx, const Tensor& ids, const Tensor& attention_mask,
                  bool all_hidden = true);
 
@@ -49,6 +52,7 @@ class InferenceEncoder {
   };
   EncoderConfig cfg_;
   DType dtype_;
+  Device device_;
   Tensor word_, pos_, type0_, emb_ln_w_, emb_ln_b_;  // f32
   std::vector<Layer> layers_;
 };
