@@ -1,7 +1,7 @@
 // kdnas demo --teacher DIR --corpus FILE --langid DIR --pairs DIR --out RUN_DIR
 //            [--episodes E] [--candidates N] [--students K] [--distill-steps N]
-//            [--finetune-epochs E] [--threads N] [--seq T] [--budget-ms X,Y,...] [--space FILE]
-//            [--resume] [--quick] ...
+//            [--finetune-epochs E] [--threads N] [--seq T] [--min-speedup X,Y,...]
+//            [--budget-ms X,Y,...] [--train-max N] [--space FILE] [--resume] [--quick] ...
 // KD-NAS end to end, in process (docs/demo.md): (1) the search (nas/search.h, proxy distillation
 // by apps/proxy_distill.h as in `kdnas search`), (2) the top K architectures distilled on the
 // corpus (distill/trainer.h), (3) the teacher and every student fine-tuned the same way on both
@@ -10,6 +10,7 @@
 // printed and written to RUN_DIR/demo.md and RUN_DIR/demo.json.
 // RUN_DIR holds command.json (the settings; --resume reads them back), search/ (the search's run
 // directory), students/L_H_A_F/ (each distilled student, distill.json when done),
+// tasks/<task>/train.tsv (a task's training split cut to --train-max examples, when larger),
 // finetune/<model>/<task>/ (each fine-tuned model, results.json when done), latency.json.
 // A stage whose output exists is skipped, so a killed run continues with --resume.
 #include <algorithm>
@@ -46,6 +47,8 @@ constexpr const char* kDistillDone = "distill.json";
 
 struct DemoArgs {
   std::string teacher, corpus, langid, pairs, out, space, budgets;
+  std::string speedups = "5,10";  // --min-speedup: a budget of teacher latency / X for each X
+  int64_t train_max = 2000;       // a task's training split is cut to this many examples
   int64_t text_column = -1;
   int64_t episodes = 3, candidates = 4, students = 2, pool = 100;
   int64_t proxy_sentences = 256, proxy_epochs = 2;
@@ -68,6 +71,7 @@ std::string args_to_json(const DemoArgs& a) {
   j["threads"] = a.threads, j["latency_runs"] = a.latency_runs, j["proxy_lr"] = a.proxy_lr;
   j["distill_lr"] = a.distill_lr, j["finetune_lr"] = a.finetune_lr, j["seed"] = a.seed;
   j["xlmr_base"] = a.xlmr_base, j["quick"] = a.quick;
+  j["min_speedup"] = a.speedups, j["train_max"] = a.train_max;
   return j.dump(2) + "\n";
 }
 
@@ -85,6 +89,7 @@ DemoArgs args_from_json(const std::string& text, const std::string& what) {
     a.latency_runs = j.at("latency_runs"), a.proxy_lr = j.at("proxy_lr");
     a.distill_lr = j.at("distill_lr"), a.finetune_lr = j.at("finetune_lr");
     a.seed = j.at("seed"), a.xlmr_base = j.at("xlmr_base"), a.quick = j.at("quick");
+    a.speedups = j.at("min_speedup"), a.train_max = j.at("train_max");
   } catch (const json::exception& e) {
     KDNAS_CHECK(false, "demo: ", what, " is not a kdnas demo command file: ", e.what());
   }
@@ -106,6 +111,14 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// --min-speedup "X,Y": speedups of at least 1.
+std::vector<double> parse_speedups(const std::string& s) {
+  std::vector<double> v = parse_positive_list(s, "demo: --min-speedup", "a speedup (a number >= 1)");
+  for (double x : v)
+    KDNAS_CHECK(x >= 1, "demo: --min-speedup: ", x, " is not a speedup (a number >= 1)");
+  return v;
+}
+
 // A task directory: train.tsv and dev.tsv (test.tsv optional), of the expected layout.
 struct TaskFiles {
   std::string name, train, dev, test;
@@ -125,6 +138,19 @@ TaskFiles task_files(const std::string& name, const std::string& dir, bool pair)
   const fs::path test = fs::path(dir) / "test.tsv";
   if (fs::exists(test)) t.test = test.string();
   return t;
+}
+
+// A training split longer than --train-max is replaced by a fixed sample of that many examples
+// (proxy_sample: seeded, in file order), written once to RUN_DIR/tasks/<task>/train.tsv, so that
+// fine-tuning the teacher fits the demo's time budget; dev and test stay whole.
+void cut_training_split(const DemoArgs& a, TaskFiles& task) {
+  const fs::path cut = fs::path(a.out) / "tasks" / task.name / "train.tsv";
+  if (!fs::exists(cut)) {
+    if (int64_t(read_task_tsv(task.train).examples.size()) <= a.train_max) return;
+    fs::create_directories(cut.parent_path());
+    write_text_file(cut.string(), proxy_sample(task.train, a.train_max, a.seed), "demo");
+  }
+  task.train = cut.string();
 }
 
 struct Row {
@@ -180,13 +206,22 @@ std::vector<Arch> stage_search(const DemoArgs& a, const EncoderConfig& teacher) 
   };
   o.progress = !finished;
   const SearchResult r = run_search(o);
+  // The students: the best reward under each budget (--budget-ms, then teacher latency / X for
+  // each --min-speedup X), then the best rewards overall, --students in all.
+  std::vector<double> budgets = o.budgets_ms;
+  for (double x : parse_speedups(a.speedups)) budgets.push_back(r.teacher_ms / x);
+  std::vector<int64_t> picks = chosen_candidates(r.candidates, budgets, a.students);
+  if (int64_t(picks.size()) > a.students) picks.resize(size_t(a.students));
   std::vector<Arch> chosen;
-  for (int64_t i : chosen_candidates(r.candidates, o.budgets_ms, a.students))
-    chosen.push_back(r.candidates[size_t(i)].arch);
+  for (int64_t i : picks) chosen.push_back(r.candidates[size_t(i)].arch);
   KDNAS_CHECK(!chosen.empty(), "demo: the search scored no candidate (see ", dir.string(),
               "/report.md)");
-  std::printf("      %zu candidates; chosen:", r.candidates.size());
-  for (const Arch& c : chosen) std::printf(" %s", arch_to_string(c).c_str());
+  std::printf("      %zu candidates; teacher %.3f ms; budgets", r.candidates.size(), r.teacher_ms);
+  for (double b : budgets) std::printf(" %.3f ms", b);
+  std::printf("; chosen:");
+  for (int64_t i : picks)
+    std::printf(" %s (%.3f ms)", arch_to_string(r.candidates[size_t(i)].arch).c_str(),
+                r.candidates[size_t(i)].latency_ms);
   std::printf(" (report %s/report.md)\n", dir.string().c_str());
   std::fflush(stdout);
   return chosen;
@@ -341,7 +376,8 @@ void stage_report(const DemoArgs& a, const std::vector<TaskFiles>& tasks,
       << a.langid << "` and `" << a.pairs << "`. Search: " << a.episodes << " episodes x "
       << a.candidates << " candidates, " << a.students << " students; distillation "
       << a.distill_steps << " steps; fine-tuning " << a.finetune_epochs << " epochs (batch "
-      << a.batch << ", " << a.seq << " tokens, lr " << a.finetune_lr << ") for every model; "
+      << a.batch << ", " << a.seq << " tokens, lr " << a.finetune_lr << ", at most "
+      << a.train_max << " training examples per task) for every model; "
       << settings << ".\nAccuracy is on the test split when the task has one, else on dev.\n\n"
       << table << "\n"
       << x.str() << "\nThe search's own report: [search/report.md](search/report.md).\n";
@@ -385,10 +421,14 @@ void run(DemoArgs a) {
   KDNAS_CHECK(fs::exists(fs::path(a.teacher) / "sentencepiece.bpe.model"), "demo: the teacher ",
               a.teacher, " has no tokenizer (sentencepiece.bpe.model)");
   KDNAS_CHECK(!a.corpus.empty(), "demo: --corpus is required");
-  const std::vector<TaskFiles> tasks = {task_files("langid", a.langid, false),
-                                        task_files("pairs", a.pairs, true)};
+  std::vector<TaskFiles> tasks = {task_files("langid", a.langid, false),
+                                  task_files("pairs", a.pairs, true)};
+  (void)parse_speedups(a.speedups);
   const EncoderConfig teacher = read_config(a.teacher);
   (void)parse_budgets_ms(a.budgets);
+  // A teacher may carry the space its students are searched in (models/teacher/space.json).
+  if (a.space.empty() && fs::exists(fs::path(a.teacher) / "space.json"))
+    a.space = (fs::path(a.teacher) / "space.json").string();
   const SearchSpace space =
       a.space.empty() ? SearchSpace::default_space() : SearchSpace::load(a.space);
   KDNAS_CHECK(space.size(teacher) > 0, "demo: the space ", a.space.empty() ? "(default)" : a.space,
@@ -400,6 +440,7 @@ void run(DemoArgs a) {
 
   fs::create_directories(out);
   write_text_file(cmd_file.string(), args_to_json(a), "demo");
+  for (TaskFiles& task : tasks) cut_training_split(a, task);
 
   std::vector<Row> rows;
   Row t;
@@ -435,7 +476,8 @@ void add_demo(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--langid", a->langid, "language-identification task dir ({train,dev,test}.tsv)");
   cmd->add_option("--pairs", a->pairs, "translation-pair task dir ({train,dev,test}.tsv)");
-  cmd->add_option("--space", a->space, "search space JSON (default: KDNAS.md's space)");
+  cmd->add_option("--space", a->space,
+                  "search space JSON (default: the teacher's space.json, else KDNAS.md's space)");
   std::vector<std::pair<CLI::Option*, std::function<void()>>> quick;
   auto num = [&](const char* name, int64_t& v, const char* help, int64_t quick_value) {
     auto* o = cmd->add_option(name, v, help)->check(CLI::PositiveNumber);
@@ -457,6 +499,10 @@ void add_demo(CLI::App& app) {
   cmd->add_option("--threads", a->threads, "threads for everything (default 2)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--budget-ms", a->budgets, "latency budgets X,Y,...: best per budget too");
+  cmd->add_option("--min-speedup", a->speedups,
+                  "speedups X,Y,...: the best student at least X times faster than the teacher, "
+                  "for each X (default 5,10; \"\": none)");
+  num("--train-max", a->train_max, "training examples per task at most (default 2000)", 2000);
   cmd->add_option("--proxy-lr", a->proxy_lr, "proxy peak learning rate (default 1e-4)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--distill-lr", a->distill_lr, "distillation peak learning rate (default 1e-4)")

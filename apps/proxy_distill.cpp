@@ -37,6 +37,11 @@ void write_text_file(const std::string& path, const std::string& text, const std
 }
 
 std::vector<double> parse_budgets_ms(const std::string& s) {
+  return parse_positive_list(s, "search: --budget-ms", "a positive number of milliseconds");
+}
+
+std::vector<double> parse_positive_list(const std::string& s, const std::string& flag,
+                                        const std::string& expected) {
   std::vector<double> out;
   if (s.empty()) return out;
   std::stringstream in(s);
@@ -49,8 +54,8 @@ std::vector<double> parse_budgets_ms(const std::string& s) {
     } catch (const std::exception&) {
       used = 0;
     }
-    KDNAS_CHECK(used == part.size() && used > 0 && std::isfinite(v) && v > 0,
-                "search: --budget-ms: '", part, "' is not a positive number of milliseconds");
+    KDNAS_CHECK(used == part.size() && used > 0 && std::isfinite(v) && v > 0, flag, ": '", part,
+                "' is not ", expected);
     out.push_back(v);
   }
   return out;

@@ -34,6 +34,9 @@ void write_text_file(const std::string& path, const std::string& text, const std
 
 // "X,Y,..." -> positive millisecond budgets (empty: none); errors name the bad part.
 std::vector<double> parse_budgets_ms(const std::string& s);
+// "X,Y,..." -> positive numbers (empty: none); errors read "<flag>: 'part' is not <expected>".
+std::vector<double> parse_positive_list(const std::string& s, const std::string& flag,
+                                        const std::string& expected);
 
 // A deterministic sample of at most n non-blank lines of the corpus, in corpus order (lines kept
 // whole: a TSV corpus keeps its columns, text_column picks the text when training).

@@ -35,11 +35,13 @@ sed 's/"vocab_size": *[0-9]*/"vocab_size": 2002/' "$config" >"$work/teacher.json
   --out "$work/teacher" >/dev/null
 teacher_done=$(date +%s.%N)
 
+# The teacher carries its students' space (as models/teacher/space.json does): no --space.
 cat >"$work/space.json" <<'EOF'
 {"layers": [1, 2], "hidden": [16, 32], "heads": [2], "ffn": [32, 64]}
 EOF
+cp "$work/space.json" "$work/teacher/space.json"
 common=(--teacher "$work/teacher" --corpus "$sample" --text-column 1 --langid "$tasks/langid"
-        --pairs "$tasks/pairs" --space "$work/space.json" --episodes 1 --candidates 3 --pool 8
+        --pairs "$tasks/pairs" --train-max 100 --min-speedup 1.5 --episodes 1 --candidates 3 --pool 8
         --students 2 --proxy-sentences 32 --proxy-epochs 1 --batch 16 --seq 32 --proxy-lr 1e-3
         --distill-steps 20 --distill-lr 1e-3 --finetune-epochs 1 --finetune-lr 1e-3
         --latency-runs 3 --threads 1 --seed 3)
@@ -101,6 +103,18 @@ x = j["xlmr_base"]
 assert x["architecture"] == "12,768,12,3072" and x["latency_ms"] > t["latency_ms"], x
 assert j["latency"]["seq"] == 32 and j["latency"]["threads"] == 1, j["latency"]
 EOF
+# The teacher's space.json was the space; the training splits (163 and 116 lines) were cut to
+# --train-max 100 examples, the dev and test splits kept whole.
+python3 - "$run" "$work/teacher/space.json" <<'EOF' || fail "command.json: space or train_max not as given"
+import json, sys
+j = json.load(open(f"{sys.argv[1]}/command.json"))
+assert j["space"] == sys.argv[2] and j["train_max"] == 100 and j["min_speedup"] == "1.5", j
+EOF
+for task in langid pairs; do
+  [ "$(wc -l <"$run/tasks/$task/train.tsv")" -eq 100 ] || fail "tasks/$task/train.tsv is not 100 lines"
+done
+cat "$work/first.txt" "$work/resume.txt" | grep -q "; budgets [0-9.]* ms; chosen:" \
+  || fail "the search stage did not print the --min-speedup budget"
 for f in command.json search/report.md search/candidates.jsonl latency.json; do
   [ -s "$run/$f" ] || fail "the run directory has no $f"
 done
@@ -127,7 +141,12 @@ expect_error 1 "already holds a demo" -- "$kdnas" demo "${t[@]}" --teacher "$wor
   --langid "$tasks/langid" --pairs "$tasks/pairs" --out "$run"
 expect_error 1 "holds no demo" -- "$kdnas" demo --out "$work/e5" --resume
 expect_error 2 "error" -- "$kdnas" demo "${t[@]}" --teacher "$work/teacher" --students 0 --out "$work/e6"
-for e in e1 e2 e3 e4 e5 e6; do
+expect_error 1 "min-speedup: 0.5 is not a speedup" -- "$kdnas" demo "${t[@]}" \
+  --teacher "$work/teacher" --langid "$tasks/langid" --pairs "$tasks/pairs" --min-speedup 0.5 \
+  --out "$work/e7"
+expect_error 1 "min-speedup: 'x' is not" -- "$kdnas" demo "${t[@]}" --teacher "$work/teacher" \
+  --langid "$tasks/langid" --pairs "$tasks/pairs" --min-speedup 5,x --out "$work/e8"
+for e in e1 e2 e3 e4 e5 e6 e7 e8; do
   [ ! -e "$work/$e" ] || fail "a failed demo left $work/$e behind"
 done
 end=$(date +%s.%N)
