@@ -1,4 +1,4 @@
-// kdnas bench (--model DIR | --config FILE.json) --batch B --seq T --threads N --dtype f32|bf16
+// kdnas bench (--model DIR | --config FILE.json) --batch B --seq T --threads N --dtype f32|bf16|int8
 //             [--runs R] [--warmup W] [--json] [--profile FILE.json] [--device cpu|cuda[:N]]
 // Latency of the inference forward pass (ARCHITECTURE.md's protocol: warm-up, then the median
 // of R timed runs, with the spread), tokens/s and GFLOP/s. On a GPU each run ends with a
@@ -35,7 +35,8 @@ void add_bench(CLI::App& app) {
       ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
   cmd->add_option("--threads", a->threads, "threads (default: OMP_NUM_THREADS or all cores)")
       ->check(CLI::Range(int64_t(0), int64_t(1) << 40));
-  cmd->add_option("--dtype", a->dtype, "f32 or bf16")->check(CLI::IsMember({"f32", "bf16"}));
+  cmd->add_option("--dtype", a->dtype, "f32, bf16 or int8 (dynamically quantised linear layers)")
+      ->check(CLI::IsMember({"f32", "bf16", "int8"}));
   cmd->add_option("--runs", a->runs, "timed runs (default 20)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
   cmd->add_option("--warmup", a->warmup, "untimed runs first (default 3)")
@@ -61,7 +62,7 @@ void add_bench(CLI::App& app) {
     KDNAS_CHECK(a->seq + cfg.pad_token_id < cfg.max_position_embeddings, "bench: --seq ", a->seq,
                 " is too long for max_position_embeddings ", cfg.max_position_embeddings);
     Context ctx(best_cpu_backend(), int(a->threads));
-    InferenceEncoder inf(enc, dtype_from_name(a->dtype), device);
+    InferenceEncoder inf(enc, inference_dtype(a->dtype), device);
     // Real-looking input: <s> tokens </s>, no padding.
     Tensor ids = Tensor::empty({a->batch, a->seq}, DType::I64);
     Rng rng(0);

@@ -1,5 +1,5 @@
 // kdnas encode --model DIR (--text "..." | --ids "0 581 2;0 5 2" | --input FILE) [--max-len N]
-//              [--dtype f32|bf16] [--device cpu|cuda[:N]] --out FILE.safetensors
+//              [--dtype f32|bf16|int8] [--device cpu|cuda[:N]] --out FILE.safetensors
 //              [--profile FILE.json]
 // Writes hidden_states f32 [L+1, B, T, C] and attention_mask i64 [B, T]. With --device cuda the
 // weights and the forward pass live on the GPU and the hidden states are copied back to write.
@@ -75,7 +75,8 @@ void add_encode(CLI::App& app) {
   ids->excludes(input);
   cmd->add_option("--max-len", a->max_len, "truncate to this many tokens (default 512)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
-  cmd->add_option("--dtype", a->dtype, "f32 or bf16")->check(CLI::IsMember({"f32", "bf16"}));
+  cmd->add_option("--dtype", a->dtype, "f32, bf16 or int8 (dynamically quantised linear layers)")
+      ->check(CLI::IsMember({"f32", "bf16", "int8"}));
   add_device_flag(cmd, a->device);
   cmd->add_option("--out", a->out, "output .safetensors file")->required();
   cmd->add_option("--profile", a->profile,
@@ -110,7 +111,7 @@ void add_encode(CLI::App& app) {
                 " tokens; this model takes at most ", max_t);
     Context ctx;
     if (prof) ctx.set_profiler(prof);
-    InferenceEncoder enc(m.encoder, dtype_from_name(a->dtype), device);
+    InferenceEncoder enc(m.encoder, inference_dtype(a->dtype), device);
     Tensor hs = enc.forward(ctx, batch.input_ids, batch.attention_mask, true).to(cpu_device());
     write_safetensors(a->out, {{"hidden_states", hs}, {"attention_mask", batch.attention_mask}},
                       {{"model", a->model}, {"dtype", a->dtype}});

@@ -1,5 +1,5 @@
 // kdnas eval --model DIR --data FILE.tsv [--batch B] [--seq T] [--threads N]
-//            [--device cpu|cuda[:N]]
+//            [--dtype f32|bf16|int8] [--device cpu|cuda[:N]]
 // Scores a fine-tuned model directory (one with a classifier, from kdnas finetune) on a task TSV
 // and prints one JSON object: {"accuracy", "macro_f1", "examples", "labels", ...}.
 #include <cstdio>
@@ -24,6 +24,10 @@ void add_eval(CLI::App& app) {
       ->check(CLI::Range(int64_t(4), int64_t(1) << 20));
   cmd->add_option("--threads", o->threads, "threads (default: OMP_NUM_THREADS or all cores)")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--dtype", o->dtype,
+                  "run the encoder on the inference path in f32, bf16 or int8 (default: the "
+                  "training path, f32)")
+      ->check(CLI::IsMember({"f32", "bf16", "int8"}));
   add_device_flag(cmd, o->device);
   cmd->callback([o] {
     resolve_device(o->device);  // first: nothing is read before it

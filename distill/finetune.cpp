@@ -9,11 +9,13 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <optional>
 
 #include "autograd/functions.h"
 #include "autograd/optim.h"
 #include "autograd/schedule.h"
 #include "distill/train_loop.h"
+#include "transformer/inference.h"
 #include "tensor/check.h"
 #include "tensor/rng.h"
 #include "transformer/safetensors.h"
@@ -92,7 +94,8 @@ ojson metrics_json(const ClassificationMetrics& m) {
 }  // namespace
 
 std::vector<int64_t> predict_labels(Context& ctx, const Model& model, const Tokenizer& tok,
-                                    const TaskData& data, int64_t batch, int64_t seq) {
+                                    const TaskData& data, int64_t batch, int64_t seq,
+                                    InferenceEncoder* inference) {
   KDNAS_CHECK(model.classifier.has_value(), "predict: the model has no classification head");
   KDNAS_CHECK(batch >= 1, "predict: batch ", batch, " must be >= 1");
   NoGradGuard no_grad;
@@ -103,8 +106,14 @@ std::vector<int64_t> predict_labels(Context& ctx, const Model& model, const Toke
   for (size_t begin = 0; begin < order.size(); begin += size_t(batch)) {
     const size_t end = std::min(order.size(), begin + size_t(batch));
     const EncodedBatch b = encode_examples(tok, data, order, begin, end, seq);
-    const Tensor logits =
-        classify(ctx, model, b, /*train=*/false, nullptr).value().to(cpu_device()).contiguous();
+    // The training path's forward, or the inference path's last hidden state under the same
+    // classifier head (f32).
+    const Variable out =
+        inference ? model.classifier->forward(
+                        ctx, Variable(inference->forward(ctx, b.input_ids, b.attention_mask, false)),
+                        0.0, nullptr, false)
+                  : classify(ctx, model, b, /*train=*/false, nullptr);
+    const Tensor logits = out.value().to(cpu_device()).contiguous();
     const int64_t B = logits.size(0), K = logits.size(1);
     const float* p = logits.data<float>();
     for (int64_t i = 0; i < B; ++i)  // argmax; the lower id on a tie
@@ -308,8 +317,11 @@ EvalResult evaluate_classifier(const EvalOptions& opt) {
   const std::vector<int64_t> gold = labels.ids(data);
   Context ctx(best_cpu_backend(), opt.threads);
   model_to(m, device);
+  std::optional<InferenceEncoder> inf;
+  if (!opt.dtype.empty()) inf.emplace(m.encoder, inference_dtype(opt.dtype), device);
   EvalResult r;
-  r.metrics = classification_metrics(gold, predict_labels(ctx, m, tok, data, opt.batch, opt.seq));
+  r.metrics = classification_metrics(
+      gold, predict_labels(ctx, m, tok, data, opt.batch, opt.seq, inf ? &*inf : nullptr));
   r.labels = labels.size();
   r.seconds = seconds_since(t0);
   return r;
@@ -324,6 +336,7 @@ std::string eval_result_json(const EvalOptions& opt, const EvalResult& r) {
   j["seconds"] = std::round(r.seconds * 100) / 100;
   j["model"] = opt.model;
   j["data"] = opt.data;
+  j["path"] = opt.dtype.empty() ? "training (f32)" : "inference (" + opt.dtype + ")";
   return j.dump();
 }
 

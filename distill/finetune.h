@@ -74,15 +74,21 @@ std::string finetune_result_json(const FinetuneOptions& opt, const FinetuneResul
 
 // Predicted label ids for every example (inference: no dropout, no gradients), in batches of
 // `batch` with sequences cut to `seq` tokens, on the device the model's parameters are on. The
-// model must have a classifier.
+// model must have a classifier. With `inference`, the encoder part runs on that tape-free
+// inference encoder (made from model.encoder, e.g. in bf16 or int8) instead of the training path.
+class InferenceEncoder;
 std::vector<int64_t> predict_labels(Context& ctx, const Model& model, const Tokenizer& tok,
-                                    const TaskData& data, int64_t batch, int64_t seq);
+                                    const TaskData& data, int64_t batch, int64_t seq,
+                                    InferenceEncoder* inference = nullptr);
 
 struct EvalOptions {
   std::string model, data;
   int64_t batch = 32, seq = 128;
   int threads = 0;
   std::string device = "cpu";  // where the model runs: cpu, cuda, cuda:N
+  // "": the training path's forward (f32, what finetune measures); "f32", "bf16", "int8": the
+  // inference path (transformer/inference.h) under the same classifier head.
+  std::string dtype;
 };
 struct EvalResult {
   ClassificationMetrics metrics;

@@ -1,5 +1,6 @@
 #include "kernels/qlinear.h"
 
+#include <atomic>
 #include <cmath>
 
 #include "kernels/cpu/qlinear_cpu.h"
@@ -37,6 +38,8 @@ QuantizedLinear quantize_linear(Context& ctx, const Tensor& w, const Tensor& bia
                 " but w is ", w.shape(), " (bias must be [N])");
     q.bias = bias.contiguous().clone();
   }
+  static std::atomic<uint64_t> next_id{1};
+  q.id = next_id.fetch_add(1);
   q.wq = Tensor::empty({N, K}, DType::I8);
   q.scales = Tensor::empty({N}, DType::F32);
   q.row_sums = Tensor::empty({N}, DType::I32);
@@ -48,7 +51,7 @@ QuantizedLinear quantize_linear(Context& ctx, const Tensor& w, const Tensor& bia
 Tensor qlinear_forward(Context& ctx, const Tensor& x, const QuantizedLinear& q, Activation act) {
   const char* op = "qlinear";
   check_dtype(op, "x", x, {DType::F32});
-  KDNAS_CHECK(q.wq.defined() && q.wq.dtype() == DType::I8 && q.wq.dim() == 2, op,
+  KDNAS_CHECK(q.wq.defined() && q.wq.dtype() == DType::I8 && q.wq.dim() == 2 && q.id != 0, op,
               ": the weights are not quantised (use quantize_linear)");
   KDNAS_CHECK(x.device().is_cpu(), op, ": x is on ", x.device().str(), "; int8 runs on the CPU");
   const int64_t N = q.out_features(), K = q.in_features();
@@ -87,7 +90,7 @@ Tensor qlinear_forward(Context& ctx, const Tensor& x, const QuantizedLinear& q, 
     if (r == Route::Onednn)
       qlinear_forward_onednn(ctx, out.data<float>(), xq.data<uint8_t>(), aq, q.wq.data<int8_t>(),
                              q.scales.data<float>(), q.row_sums.data<int32_t>(), bias, M, N, K,
-                             gelu);
+                             gelu, q.id);
     else
       qlinear_forward_cpu(ctx, out.data<float>(), xq.data<uint8_t>(), aq, q.wq.data<int8_t>(),
                           q.scales.data<float>(), q.row_sums.data<int32_t>(), bias, M, N, K, gelu);

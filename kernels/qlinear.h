@@ -13,6 +13,8 @@
 // scales folded into per-column scales and a bias post-op.
 #pragma once
 
+#include <cstdint>
+
 #include "kernels/context.h"
 #include "kernels/matmul.h"
 #include "tensor/tensor.h"
@@ -24,6 +26,7 @@ struct QuantizedLinear {
   Tensor scales;    // f32 [N]: sw
   Tensor row_sums;  // i32 [N]: sum over k of wq[n, k]
   Tensor bias;      // f32 [N], or undefined
+  uint64_t id = 0;  // unique per quantize_linear call: names these weights in primitive caches
   int64_t in_features() const { return wq.size(1); }
   int64_t out_features() const { return wq.size(0); }
 };

@@ -17,8 +17,10 @@ namespace kdnas {
 
 InferenceEncoder::InferenceEncoder(const Encoder& enc, DType dtype, Device device)
     : cfg_(enc.config()), dtype_(dtype), device_(device) {
-  KDNAS_CHECK(dtype == DType::F32 || dtype == DType::BF16,
-              "inference: dtype must be f32 or bf16, got ", dtype_name(dtype));
+  KDNAS_CHECK(dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::I8,
+              "inference: dtype must be f32, bf16 or int8, got ", dtype_name(dtype));
+  KDNAS_CHECK(dtype != DType::I8 || device.is_cpu(),
+              "inference: int8 runs on the CPU only, not on ", device.str());
   // The weights are prepared on the host (concatenated, converted), then copied to the device
   // once. host(): the encoder's value as it is on the CPU, a host copy otherwise.
   Context ctx;
@@ -33,12 +35,20 @@ InferenceEncoder::InferenceEncoder(const Encoder& enc, DType dtype, Device devic
   emb_ln_b_ = f(enc.emb_ln_b);
   for (const EncoderLayer& l : enc.layers) {
     Layer L;
-    L.wqkv = put(concat(ctx, {host(l.query_w), host(l.key_w), host(l.value_w)}, 0).to(dtype));
-    L.bqkv = put(concat(ctx, {host(l.query_b), host(l.key_b), host(l.value_b)}, 0));
-    L.wo = w(l.attn_out_w), L.bo = f(l.attn_out_b);
+    const Tensor wqkv = concat(ctx, {host(l.query_w), host(l.key_w), host(l.value_w)}, 0);
+    const Tensor bqkv = concat(ctx, {host(l.query_b), host(l.key_b), host(l.value_b)}, 0);
+    if (dtype == DType::I8) {
+      L.qqkv = quantize_linear(ctx, wqkv, bqkv);
+      L.qo = quantize_linear(ctx, host(l.attn_out_w), host(l.attn_out_b));
+      L.q1 = quantize_linear(ctx, host(l.inter_w), host(l.inter_b));
+      L.q2 = quantize_linear(ctx, host(l.out_w), host(l.out_b));
+    } else {
+      L.wqkv = put(wqkv.to(dtype)), L.bqkv = put(bqkv);
+      L.wo = w(l.attn_out_w), L.bo = f(l.attn_out_b);
+      L.w1 = w(l.inter_w), L.b1 = f(l.inter_b);
+      L.w2 = w(l.out_w), L.b2 = f(l.out_b);
+    }
     L.ln1_w = f(l.attn_ln_w), L.ln1_b = f(l.attn_ln_b);
-    L.w1 = w(l.inter_w), L.b1 = f(l.inter_b);
-    L.w2 = w(l.out_w), L.b2 = f(l.out_b);
     L.ln2_w = f(l.out_ln_w), L.ln2_b = f(l.out_ln_b);
     layers_.push_back(std::move(L));
   }
@@ -72,7 +82,11 @@ Tensor InferenceEncoder::forward(Context& ctx, const Tensor& ids, const Tensor& 
   const Tensor add_mask = additive_attention_mask(mask.to(cpu_device())).to(device_);
   const Tensor pos_ids = roberta_position_ids(ids_host, cfg_.pad_token_id).to(device_);
   const double eps = cfg_.layer_norm_eps, score_scale = 1.0 / std::sqrt(double(HS));
-  auto gemm_in = [&](const Tensor& t) { return dtype_ == DType::F32 ? t : cast(ctx, t, dtype_); };
+  // The dtype the GEMMs read and the attention runs in: bf16 for bf16, f32 otherwise (int8
+  // quantises inside qlinear).
+  const DType gemm_dt = dtype_ == DType::BF16 ? DType::BF16 : DType::F32;
+  auto gemm_in = [&](const Tensor& t) { return gemm_dt == DType::F32 ? t : cast(ctx, t, gemm_dt); };
+  const bool int8 = dtype_ == DType::I8;
 
   Tensor hidden_all;
   if (all_hidden) hidden_all = Tensor::empty({L + 1, B, T, C}, DType::F32, device_);
@@ -87,7 +101,8 @@ Tensor InferenceEncoder::forward(Context& ctx, const Tensor& ids, const Tensor& 
     ProfileScope layer_scope(ctx, "layer", "layer");  // the whole layer, around its ops' events
     if (layer_scope) layer_scope.set_name("layer " + std::to_string(l));
     // One GEMM for Q, K and V: [B, T, C] x [3C, C]^T -> [B, T, 3C]; heads are strided views.
-    Tensor qkv = linear_forward(ctx, gemm_in(x), w.wqkv, w.bqkv, Activation::None, dtype_);
+    Tensor qkv = int8 ? qlinear_forward(ctx, x, w.qqkv)
+                      : linear_forward(ctx, gemm_in(x), w.wqkv, w.bqkv, Activation::None, gemm_dt);
     Tensor q5 = qkv.view({B, T, 3, NH, HS});
     Tensor q = q5.select(2, 0).permute({0, 2, 1, 3});  // [B, NH, T, HS]
     Tensor k = q5.select(2, 1).permute({0, 2, 1, 3});
@@ -95,17 +110,30 @@ Tensor InferenceEncoder::forward(Context& ctx, const Tensor& ids, const Tensor& 
     Tensor scores = matmul_forward(ctx, q, k.transpose(-1, -2));         // [B, NH, T, T] f32
     Tensor probs = softmax_forward(ctx, scores, add_mask, score_scale);  // f32
     MatmulOptions pv;
-    pv.out_dtype = dtype_;
+    pv.out_dtype = gemm_dt;
     Tensor heads = matmul_forward(ctx, gemm_in(probs), v, pv);  // [B, NH, T, HS]
     Tensor merged = permute_copy(ctx, heads, {0, 2, 1, 3}).view({B, T, C});
-    Tensor attn = linear_forward(ctx, merged, w.wo, w.bo);  // [B, T, C] f32
+    Tensor attn = int8 ? qlinear_forward(ctx, merged, w.qo)
+                       : linear_forward(ctx, merged, w.wo, w.bo);  // [B, T, C] f32
     Tensor h1 = layer_norm_forward(ctx, add(ctx, x, attn), w.ln1_w, w.ln1_b, eps).out;
-    Tensor ff = linear_forward(ctx, gemm_in(h1), w.w1, w.b1, Activation::Gelu, dtype_);
-    Tensor ff2 = linear_forward(ctx, ff, w.w2, w.b2);
+    Tensor ff = int8 ? qlinear_forward(ctx, h1, w.q1, Activation::Gelu)
+                     : linear_forward(ctx, gemm_in(h1), w.w1, w.b1, Activation::Gelu, gemm_dt);
+    Tensor ff2 = int8 ? qlinear_forward(ctx, ff, w.q2) : linear_forward(ctx, ff, w.w2, w.b2);
     x = layer_norm_forward(ctx, add(ctx, h1, ff2), w.ln2_w, w.ln2_b, eps).out;
     if (all_hidden) hidden_all.select(0, l + 1).copy_(x);
   }
   return all_hidden ? hidden_all : x;
+}
+
+DType inference_dtype(const std::string& name) {
+  if (name == "f32") return DType::F32;
+  if (name == "bf16") return DType::BF16;
+  if (name == "int8") return DType::I8;
+  detail::fail(detail::concat("inference: dtype '", name, "' is not one of f32, bf16, int8"));
+}
+
+const char* inference_dtype_name(DType dt) {
+  return dt == DType::I8 ? "int8" : dtype_name(dt);
 }
 
 }  // namespace kdnas

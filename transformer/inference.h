@@ -8,13 +8,20 @@
 //   - the FFN's GELU and every bias run as GEMM epilogues;
 //   - dtype bf16: weights are converted to bf16 once, activations right before each GEMM, and
 //     accumulation stays f32 (LayerNorm and softmax run in f32).
+//   - dtype i8 ("int8"): the four linear layers of every block are dynamically quantised
+//     (kernels/qlinear.h: weights s8 per output feature once, activations u8 per call, int32
+//     accumulation, oneDNN on AMX); attention products, softmax, LayerNorm and the embeddings
+//     stay f32. CPU only.
 // The two paths must agree: tests/transformer/test_inference.cpp checks them against each other
 // and against the golden PyTorch fixtures.
 #pragma once
 
 #include <vector>
 
+#include <string>
+
 #include "kernels/context.h"
+#include "kernels/qlinear.h"
 #include "tensor/tensor.h"
 #include "transformer/encoder.h"
 
@@ -23,7 +30,7 @@ namespace kdnas {
 class InferenceEncoder {
  public:
   // Copies (and, for bf16, converts) the encoder's weights, once, to `device` (the encoder's
-  // own may live anywhere). dtype: F32 or BF16.
+  // own may live anywhere). dtype: F32, BF16 or I8 (I8 on the CPU only).
   InferenceEncoder(const Encoder& encoder, DType dtype, Device device = cpu_device());
 
   const EncoderConfig& config() const { return cfg_; }
@@ -43,6 +50,8 @@ class InferenceEncoder {
 
  private:
   struct Layer {
+    // f32 / bf16: the weights below; i8: the quantised qkv, o, ffn1, ffn2 instead.
+    QuantizedLinear qqkv, qo, q1, q2;
     Tensor wqkv, bqkv;    // [3C, C] (f32 or bf16), [3C] f32
     Tensor wo, bo;        // [C, C], [C]
     Tensor ln1_w, ln1_b;  // [C]
@@ -56,5 +65,10 @@ class InferenceEncoder {
   Tensor word_, pos_, type0_, emb_ln_w_, emb_ln_b_;  // f32
   std::vector<Layer> layers_;
 };
+
+// The command-line names of the inference dtypes: "f32", "bf16", "int8" (DType::I8); anything
+// else is an error naming the choices.
+DType inference_dtype(const std::string& name);
+const char* inference_dtype_name(DType dt);
 
 }  // namespace kdnas

@@ -21,6 +21,7 @@ struct OnednnState : BackendState {
   struct Entry {
     dnnl::primitive prim;
     dnnl::primitive_desc_base pd;
+    dnnl::memory weights;  // constant weights reordered once into the primitive's layout, if any
   };
   std::unordered_map<std::string, Entry> cache;
 };

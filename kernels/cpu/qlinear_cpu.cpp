@@ -104,35 +104,26 @@ void qlinear_forward_cpu(Context& ctx, float* out, const uint8_t* xq, ActQuant q
 }
 
 #if KDNAS_HAVE_ONEDNN
-namespace {
-
-// FNV-1a over the weight scales: part of the primitive's key, since they are baked into it.
-uint64_t hash_scales(const float* scales, int64_t N) {
-  uint64_t h = 1469598103934665603ull;
-  const auto* p = reinterpret_cast<const unsigned char*>(scales);
-  for (int64_t i = 0; i < N * int64_t(sizeof(float)); ++i) h = (h ^ p[i]) * 1099511628211ull;
-  return h;
-}
-
-}  // namespace
-
 void qlinear_forward_onednn(Context& ctx, float* out, const uint8_t* xq, ActQuant q,
                             const int8_t* wq, const float* scales, const int32_t* row_sums,
-                            const float* bias, int64_t M, int64_t N, int64_t K, bool gelu) {
+                            const float* bias, int64_t M, int64_t N, int64_t K, bool gelu,
+                            uint64_t weights_id) {
   using namespace dnnl;
   OnednnState& st = onednn_state(ctx);
   const memory::desc src_md({M, K}, memory::data_type::u8, memory::dims{K, 1});
-  // wq [N, K] read in place as the [K, N] operand (column-major view).
-  const memory::desc wei_md({K, N}, memory::data_type::s8, memory::dims{1, K});
+  // wq [N, K] is the [K, N] operand in column-major order; the primitive picks its own layout
+  // (format any) and the weights are reordered into it once, when the primitive is made.
+  const memory::desc user_wei_md({K, N}, memory::data_type::s8, memory::dims{1, K});
+  const memory::desc any_wei_md({K, N}, memory::data_type::s8, memory::format_tag::any);
   const memory::desc dst_md({M, N}, memory::data_type::f32, memory::dims{N, 1});
   const memory::desc mul_md({1, 1}, memory::data_type::f32, memory::dims{1, 1});
   const memory::desc add_md({1, N}, memory::data_type::f32, memory::dims{N, 1});
   // oneDNN 2.6 runs int8 matmul on AMX (brg:avx512_core_amx_int8) only with output scales fixed
   // at creation (runtime scales fall back to gemm:jit, ~3x slower): the weight scales sw[n] are
-  // baked into the primitive (so the key holds their hash), and the per-call activation scale
-  // sx comes in as a [1, 1] binary-multiply post-op.
-  const std::string key = detail::concat("qlinear:u8s8:", M, "x", K, "x", N, ":",
-                                         hash_scales(scales, N), gelu ? ":gelu" : "");
+  // baked into the primitive, which is therefore one per quantised layer (weights_id) and M, and
+  // the per-call activation scale sx comes in as a [1, 1] binary-multiply post-op.
+  const std::string key = detail::concat("qlinear:u8s8:w", weights_id, ":", M, "x", K, "x", N,
+                                         gelu ? ":gelu" : "");
   const auto& e = onednn_cached(ctx, key, [&] {
     primitive_attr attr;
     attr.set_output_scales(1 << 1, std::vector<float>(scales, scales + N));
@@ -142,8 +133,12 @@ void qlinear_forward_onednn(Context& ctx, float* out, const uint8_t* xq, ActQuan
     if (gelu) po.append_eltwise(1.f, algorithm::eltwise_gelu_erf, 0.f, 0.f);
     attr.set_post_ops(po);
     try {
-      matmul::primitive_desc pd(matmul::desc(src_md, wei_md, dst_md), attr, st.engine);
-      return OnednnState::Entry{matmul(pd), pd};
+      matmul::primitive_desc pd(matmul::desc(src_md, any_wei_md, dst_md), attr, st.engine);
+      memory packed(pd.weights_desc(), st.engine);
+      memory user(user_wei_md, st.engine, const_cast<int8_t*>(wq));
+      reorder(user, packed).execute(st.stream, user, packed);
+      st.stream.wait();
+      return OnednnState::Entry{matmul(pd), pd, packed};
     } catch (const dnnl::error& err) {
       detail::fail(detail::concat("qlinear: oneDNN cannot run ", key, " on this CPU (", err.what(),
                                   "); use the omp backend"));
@@ -157,7 +152,7 @@ void qlinear_forward_onednn(Context& ctx, float* out, const uint8_t* xq, ActQuan
         (bias ? bias[n] : 0.f) - q.scale * scales[n] * float(q.zero_point) * float(row_sums[n]);
   std::unordered_map<int, memory> args{
       {DNNL_ARG_SRC, memory(src_md, st.engine, const_cast<uint8_t*>(xq))},
-      {DNNL_ARG_WEIGHTS, memory(wei_md, st.engine, const_cast<int8_t*>(wq))},
+      {DNNL_ARG_WEIGHTS, e.weights},
       {DNNL_ARG_DST, memory(dst_md, st.engine, out)},
       {DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, memory(mul_md, st.engine, &sx)},
       {DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1,
@@ -168,7 +163,7 @@ void qlinear_forward_onednn(Context& ctx, float* out, const uint8_t* xq, ActQuan
 #else
 void qlinear_forward_onednn(Context&, float*, const uint8_t*, ActQuant, const int8_t*,
                             const float*, const int32_t*, const float*, int64_t, int64_t, int64_t,
-                            bool) {
+                            bool, uint64_t) {
   detail::fail("qlinear: built without oneDNN");
 }
 #endif

@@ -21,10 +21,12 @@ void qlinear_forward_cpu(Context& ctx, float* out, const uint8_t* xq, ActQuant q
 
 // The zero point is folded into a per-feature bias (bias[n] - sx * sw[n] * zp * rs[n]); oneDNN
 // runs a plain u8 x s8 GEMM with the weight scales as its output scales, then sx, the bias and
-// GELU as post-ops. The primitive is created once per layer (its scales) and M, and cached in the
-// Context.
+// GELU as post-ops. The primitive, with the weights reordered into its preferred (AMX-blocked)
+// layout, is made once per quantised layer and M and cached in the Context: weights_id names the
+// layer (QuantizedLinear::id) and must differ for different weights.
 void qlinear_forward_onednn(Context& ctx, float* out, const uint8_t* xq, ActQuant q,
                             const int8_t* wq, const float* scales, const int32_t* row_sums,
-                            const float* bias, int64_t M, int64_t N, int64_t K, bool gelu);
+                            const float* bias, int64_t M, int64_t N, int64_t K, bool gelu,
+                            uint64_t weights_id);
 
 }  // namespace kdnas

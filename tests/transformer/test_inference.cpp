@@ -29,7 +29,7 @@ double relative_error(const Tensor& got, const Tensor& want) {
   return std::sqrt(num / std::max(den, 1e-30));
 }
 
-void check_fixture(const std::string& name, Backend backend, DType dtype) {
+void check_fixture(const std::string& name, Backend backend, DType dtype, double max_err = 3e-2) {
   Model m = load_model_dir(golden(name));
   SafetensorsFile want = SafetensorsFile::open(golden(name) + "/expected.safetensors");
   Context ctx(backend);
@@ -46,7 +46,7 @@ void check_fixture(const std::string& name, Backend backend, DType dtype) {
       for (int64_t l = 0; l < ref.size(0); ++l) {
         const double err = relative_error(hs.select(0, l), ref.select(0, l));
         INFO(what << " " << p << "layer " << l << ": relative error " << err);
-        CHECK(err < 3e-2);
+        CHECK(err < max_err);
       }
     }
     // Only the last state, when that is all that is asked for.
@@ -69,6 +69,15 @@ TEST_SUITE("transformer") {
     for (Backend be : compiled_cpu_backends()) {
       check_fixture("tiny", be, DType::BF16);
       check_fixture("odd72", be, DType::BF16);
+    }
+  }
+
+  // int8 quantises the input of every linear layer to 8 bits per tensor and the weights to 8
+  // bits per output feature; the embeddings, attention products, softmax and LayerNorm stay f32.
+  TEST_CASE("golden: inference path, int8, within 5e-2 relative error") {
+    for (Backend be : compiled_cpu_backends()) {
+      check_fixture("tiny", be, DType::I8, 5e-2);
+      check_fixture("odd72", be, DType::I8, 5e-2);
     }
   }
 
@@ -108,6 +117,9 @@ TEST_SUITE("transformer") {
           inf.forward(ctx, Tensor::zeros({2, 3}, DType::I64), Tensor::ones({2, 4}, DType::I64));
         },
         {"attention_mask", "[2, 4]", "[2, 3]"});
-    check_throws_with([&] { InferenceEncoder(m.encoder, DType::F16); }, {"f32 or bf16"});
+    check_throws_with([&] { InferenceEncoder(m.encoder, DType::F16); }, {"f32, bf16 or int8"});
+    check_throws_with([] { inference_dtype("i8"); }, {"'i8'", "f32, bf16, int8"});
+    CHECK(inference_dtype("int8") == DType::I8);
+    CHECK(std::string(inference_dtype_name(DType::I8)) == "int8");
   }
 }
