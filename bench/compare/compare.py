@@ -159,7 +159,8 @@ def check(a, name, m, ort, rows):
     out = os.path.join(a.work, f"check-{name}.safetensors")
     spec = ";".join(" ".join(str(x) for x in r[mask[i] == 1]) for i, r in enumerate(ids))
     states = {}
-    for dtype in ["f32", "bf16"] if a.bf16 else ["f32"]:
+    kdnas_dtypes = ["f32"] + (["bf16"] if a.bf16 else []) + (["int8"] if a.int8 else [])
+    for dtype in kdnas_dtypes:
         subprocess.run([a.kdnas, "encode", "--model", m["dir"], "--ids", spec, "--dtype", dtype,
                         "--out", out], check=True, stdout=subprocess.DEVNULL, env=kdnas_env(1))
         st = read_safetensors(out)
@@ -213,7 +214,7 @@ def time_config(a, name, m, ort, batch, threads):
     if a.bf16:
         runtimes += [("kdnas", "bf16"), ("torch", "bf16")]
     if a.int8:
-        runtimes += [("ort", "int8")]
+        runtimes += [("kdnas", "int8"), ("ort", "int8")]
     runtimes = [r for r in runtimes if r[0] in a.runtimes]
     keys = {}
     for rt, dt in runtimes:
@@ -250,7 +251,7 @@ def time_config(a, name, m, ort, batch, threads):
                      "rounds": a.rounds, "runs_per_round": a.runs, "warmup_per_round": a.warmup})
     kd = {row["dtype"]: row["median_ms"] for row in rows if row["runtime"] == "kdnas"}
     for row in rows:
-        for dt in ("f32", "bf16"):
+        for dt in ("f32", "bf16", "int8"):
             row[f"kdnas_{dt}_over_this"] = kd[dt] / row["median_ms"] if dt in kd else None
     return rows
 
@@ -258,24 +259,29 @@ def time_config(a, name, m, ort, batch, threads):
 def table(rows):
     def f(x, fmt):
         return "–" if x is None else format(x, fmt)
-    head = "| runtime | dtype | median ms | min ms | kdnas f32 / this | kdnas bf16 / this |"
-    lines = [head, "|---|---|---:|---:|---:|---:|"]
+    head = ("| runtime | dtype | median ms | min ms | kdnas f32 / this | kdnas bf16 / this | "
+            "kdnas int8 / this |")
+    lines = [head, "|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['runtime']} | {r['dtype']} | {r['median_ms']:.2f} | {r['min_ms']:.2f} | "
-                     f"{f(r['kdnas_f32_over_this'], '.2f')} | {f(r['kdnas_bf16_over_this'], '.2f')} |")
+                     f"{f(r['kdnas_f32_over_this'], '.2f')} | {f(r['kdnas_bf16_over_this'], '.2f')} | "
+                     f"{f(r.get('kdnas_int8_over_this'), '.2f')} |")
     return lines
 
 
 def summary(results, checks):
     """The wide tables of docs/perf.md (one row per batch x threads), ready to paste."""
-    cols = [("kdnas", "f32"), ("kdnas", "bf16"), ("torch", "f32"), ("torch", "bf16"), ("ort", "f32"), ("ort", "int8")]
+    cols = [("kdnas", "f32"), ("kdnas", "bf16"), ("kdnas", "int8"), ("torch", "f32"), ("torch", "bf16"),
+            ("ort", "f32"), ("ort", "int8")]
     ratios = [(("kdnas", "f32"), ("torch", "f32")), (("kdnas", "f32"), ("ort", "f32")),
-              (("kdnas", "bf16"), ("torch", "bf16")), (("kdnas", "bf16"), ("ort", "int8"))]
-    head = ("| batch | threads | kdnas f32 | kdnas bf16 | torch f32 | torch bf16 | ORT f32 | ORT int8 | "
-            "kdnas f32 / torch f32 | kdnas f32 / ORT f32 | kdnas bf16 / torch bf16 | kdnas bf16 / ORT int8 |")
+              (("kdnas", "bf16"), ("torch", "bf16")), (("kdnas", "bf16"), ("ort", "f32")),
+              (("kdnas", "int8"), ("ort", "int8"))]
+    head = ("| batch | threads | kdnas f32 | kdnas bf16 | kdnas int8 | torch f32 | torch bf16 | ORT f32 | "
+            "ORT int8 | kdnas f32 / torch f32 | kdnas f32 / ORT f32 | kdnas bf16 / torch bf16 | "
+            "kdnas bf16 / ORT f32 | kdnas int8 / ORT int8 |")
     out = []
     for shape in dict.fromkeys(r["shape"] for r in results):
-        out += [f"#### {shape} (median ms over rounds)", "", head, "|---:|---:|" + "---:|" * 10]
+        out += [f"#### {shape} (median ms over rounds)", "", head, "|---:|---:|" + "---:|" * 12]
         rs = [r for r in results if r["shape"] == shape]
         for bt in dict.fromkeys((r["batch"], r["threads"]) for r in rs):
             med = {(r["runtime"], r["dtype"]): r["median_ms"] for r in rs if (r["batch"], r["threads"]) == bt}
