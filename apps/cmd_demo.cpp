@@ -214,10 +214,9 @@ std::vector<Arch> stage_search(const DemoArgs& a, const EncoderConfig& teacher) 
   o.progress = !finished;
   const SearchResult r = run_search(o);
   // The students: the best reward under each budget (--budget-ms, then teacher latency / X for
-  // each --min-speedup X), then the best rewards overall, --students in all.
-  // The teacher is timed again now, warm, into the table stage 4 reports from: the search times
-  // it first thing in the process, which can read slower than it runs once warmed up, and the
-  // budgets must match the speedups the table will show.
+  // each --min-speedup X), then the best rewards overall, --students in all. The teacher latency
+  // is timed again now, warm, into the table stage 4 reports from: the search times it first
+  // thing in the process, which can read slower than it runs once warmed up.
   const std::string lat_path = (fs::path(a.out) / "latency.json").string();
   LatencyTable table = LatencyTable::load(lat_path);
   const double teacher_ms = table.get_or_measure(arch_of(teacher), teacher, demo_latency(a)).median_ms;

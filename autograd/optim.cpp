@@ -237,9 +237,9 @@ double sum_of_squares(Context& ctx, const T* x, int64_t n) {
 }
 
 double grad_sum_of_squares(Context& ctx, const Variable& p) {
-  Tensor g = p.grad().contiguous();
-  KDNAS_CHECK(g.device().is_cpu(), "clip_grad_norm: ", p.name(), " has a gradient on ",
-              g.device().str(), "; only CPU gradients are supported");
+  // A gradient on a GPU is summed over a host copy (in double, as on the CPU); the clipping's
+  // scale_forward then runs where the gradient is.
+  Tensor g = p.grad().to(cpu_device()).contiguous();
   if (g.dtype() == DType::F64) return sum_of_squares(ctx, g.data<double>(), g.numel());
   KDNAS_CHECK(g.dtype() == DType::F32, "clip_grad_norm: ", p.name(), " has a ",
               dtype_name(g.dtype()), " gradient of shape ", g.shape(), " (f32 or f64)");

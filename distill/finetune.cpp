@@ -220,7 +220,7 @@ FinetuneResult finetune(const FinetuneOptions& opt) {
                   ": the loss is not finite (", l, "); stopping (lower --lr?)");
       optim.zero_grad();
       loss.backward();
-      if (opt.clip > 0) clip_or_measure_grad_norm(ctx, vars, opt.clip);
+      if (opt.clip > 0) clip_grad_norm(ctx, vars, opt.clip);
       optim.set_lr(sched.lr_at(step));
       optim.step(ctx);
       ++step;

@@ -7,7 +7,6 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "kernels/eltwise.h"
 #include "tensor/check.h"
 
 namespace kdnas {
@@ -114,37 +113,13 @@ void check_finite_loss(double loss, int64_t step, const std::string& note, const
               " (not finite); stopping (lower --lr?); ", note);
 }
 
-double clip_or_measure_grad_norm(Context& ctx, const std::vector<Variable>& params, double clip) {
-  bool on_host = true;
-  for (const Variable& p : params)
-    if (p.defined() && p.has_grad() && !p.grad().device().is_cpu()) on_host = false;
-  if (on_host) return clip > 0 ? clip_grad_norm(ctx, params, clip) : grad_norm(ctx, params);
-  double total = 0;
-  for (const Variable& p : params) {
-    if (!p.defined() || !p.has_grad()) continue;
-    const Tensor g = p.grad().to(cpu_device()).contiguous();
-    KDNAS_CHECK(g.dtype() == DType::F32, "clip_grad_norm: ", p.name(), " has a ",
-                dtype_name(g.dtype()), " gradient on ", p.grad().device().str(), " (f32)");
-    const float* d = g.data<float>();
-    for (int64_t i = 0; i < g.numel(); ++i) total += double(d[i]) * d[i];
-  }
-  const double norm = std::sqrt(total);
-  if (clip <= 0 || !std::isfinite(norm) || norm <= clip) return norm;
-  // PyTorch's coefficient, as autograd's clip_grad_norm.
-  const double coef = clip / (norm + 1e-6);
-  NoGradGuard no_grad;
-  for (const Variable& p : params)
-    if (p.defined() && p.has_grad()) p.set_grad(scale_forward(ctx, p.grad(), coef));
-  return norm;
-}
-
 UpdateStats apply_update(Context& ctx, const Variable& loss, const std::vector<Variable>& params,
                          AdamW& optim, const LrSchedule& schedule, int64_t step, double clip,
                          const std::string& note, const std::string& who) {
   UpdateStats s;
   optim.zero_grad();
   loss.backward();
-  s.grad_norm = clip_or_measure_grad_norm(ctx, params, clip);
+  s.grad_norm = clip > 0 ? clip_grad_norm(ctx, params, clip) : grad_norm(ctx, params);
   KDNAS_CHECK(std::isfinite(s.grad_norm), who, ": step ", step + 1, ": the gradient norm is ",
               s.grad_norm, " (not finite); stopping (lower --lr?); ", note);
   s.lr = schedule.lr_at(step);

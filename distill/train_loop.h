@@ -73,12 +73,6 @@ std::string checkpoint_note(int64_t last_saved, const std::string& out);
 // Errors "<who>: step N: the loss is nan (not finite); stopping (lower --lr?); <note>".
 void check_finite_loss(double loss, int64_t step, const std::string& note, const std::string& who);
 
-// The global gradient norm of params before clipping, and the clipping to `clip` when clip > 0
-// (autograd's clip_grad_norm, or grad_norm when clip is 0). Those read the gradients on the
-// host; when the gradients live on a GPU the sum of squares is taken over host copies (in
-// double, as there) and the scaling runs on the device.
-double clip_or_measure_grad_norm(Context& ctx, const std::vector<Variable>& params, double clip);
-
 struct UpdateStats {
   double grad_norm = 0;  // before clipping
   double lr = 0;

@@ -68,10 +68,7 @@ ActQuant activation_quant_cpu(Context& ctx, const float* x, int64_t n) {
     if (!std::isfinite(z[size_t(p)])) return ActQuant{NAN, 0};
     l = std::min(l, lo[size_t(p)]), h = std::max(h, hi[size_t(p)]);
   }
-  ActQuant q;
-  q.scale = h > l ? (h - l) / 255.f : 1.f;
-  q.zero_point = int32_t(std::clamp(std::nearbyint(-l / q.scale), 0.f, 255.f));
-  return q;
+  return activation_quant_from_range(l, h);
 }
 
 void quantize_activation_cpu(Context& ctx, uint8_t* xq, const float* x, int64_t n, ActQuant q) {

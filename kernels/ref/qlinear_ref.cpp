@@ -30,6 +30,10 @@ ActQuant activation_quant_ref(const float* x, int64_t n) {
     lo = std::min(lo, x[i]);
     hi = std::max(hi, x[i]);
   }
+  return activation_quant_from_range(lo, hi);
+}
+
+ActQuant activation_quant_from_range(float lo, float hi) {
   ActQuant q;
   q.scale = hi > lo ? (hi - lo) / 255.f : 1.f;
   q.zero_point = int32_t(std::clamp(std::nearbyint(-lo / q.scale), 0.f, 255.f));

@@ -37,6 +37,10 @@ void quantize_weight_ref(int8_t* wq, float* scales, int32_t* row_sums, const flo
 // reports it).
 ActQuant activation_quant_ref(const float* x, int64_t n);
 
+// sx and zp from the range [lo, hi] of a tensor (lo <= 0 <= hi): the rule above, shared by every
+// kernel that computes the range.
+ActQuant activation_quant_from_range(float lo, float hi);
+
 // xq [n] (=) the u8 codes of x [n] under q.
 void quantize_activation_ref(uint8_t* xq, const float* x, int64_t n, ActQuant q);
 
