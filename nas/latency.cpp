@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <thread>
 
@@ -142,6 +143,39 @@ void check_settings(const LatencySettings& s, const EncoderConfig& cfg) {
               " is too long for max_position_embeddings ", cfg.max_position_embeddings);
 }
 
+// time_runs with the contention defence: a contended measurement is repeated up to s.retries
+// times, keeping the least contended one.
+LatencyMeasurement time_runs_defended(InferenceEncoder& inf, Context& ctx, const Tensor& ids,
+                                      const Tensor& mask, const LatencySettings& s) {
+  LatencyMeasurement best = time_runs(inf, ctx, ids, mask, s);
+  for (int attempt = 1; attempt <= s.retries && best.contended; ++attempt) {
+    // Let a burst of other work pass before trying again.
+    std::this_thread::sleep_for(std::chrono::milliseconds(100 * attempt));
+    const LatencyMeasurement m = time_runs(inf, ctx, ids, mask, s);
+    if (m.busy_fraction < best.busy_fraction) best = m;
+  }
+  return best;
+}
+
+// A Context with a thread count sets the process's OpenMP thread count (which oneDNN reads at
+// every primitive) and leaves it set; this puts it back afterwards so that timing at 2 threads
+// does not leave the caller's distillation running on 2. Context(Ref, 0) reads it unchanged.
+struct RestoreThreads {
+  int n = Context(Backend::Ref, 0).threads();
+  ~RestoreThreads() { Context(Backend::Ref, n); }
+};
+
+// The configuration a measurement builds: the word table cut to kLatencyVocab rows (a lookup
+// gathers B x T rows whatever the table's size, while filling and copying a random 250k-row
+// table would cost more time and memory than the timing itself).
+EncoderConfig latency_config(const EncoderConfig& config, const LatencySettings& s) {
+  check_settings(s, config);
+  EncoderConfig cfg = config;
+  cfg.vocab_size = std::min(cfg.vocab_size, kLatencyVocab);
+  cfg.validate();
+  return cfg;
+}
+
 }  // namespace
 
 // ---- settings and build ----------------------------------------------------------------------
@@ -185,39 +219,68 @@ std::string LatencySettings::key() const {
 // ---- measurement -----------------------------------------------------------------------------
 
 LatencyMeasurement measure_config_latency(const EncoderConfig& config, const LatencySettings& s) {
-  check_settings(s, config);
-  // The word table is cut to kLatencyVocab rows: a lookup gathers B x T rows whatever the
-  // table's size, while filling and copying a random 250k-row table would cost more time and
-  // memory than the timing itself.
-  EncoderConfig cfg = config;
-  cfg.vocab_size = std::min(cfg.vocab_size, kLatencyVocab);
-  cfg.validate();
+  const EncoderConfig cfg = latency_config(config, s);
   const Encoder enc = Encoder::init_random(cfg, 0);
   InferenceEncoder inf(enc, dtype_from_name(s.dtype), parse_device(s.device));
-  // A Context with a thread count sets the process's OpenMP thread count (which oneDNN reads at
-  // every primitive) and leaves it set; put it back afterwards so that timing at 2 threads does
-  // not leave the caller's distillation running on 2. Context(Ref, 0) reads it unchanged.
-  struct RestoreThreads {
-    int n = Context(Backend::Ref, 0).threads();
-    ~RestoreThreads() { Context(Backend::Ref, n); }
-  } restore;
+  RestoreThreads restore;
   Context ctx(best_cpu_backend(), s.threads);
   const Tensor ids = random_ids(cfg, s.batch, s.seq);
   const Tensor mask = Tensor::ones({s.batch, s.seq}, DType::I64);
-
-  LatencyMeasurement best = time_runs(inf, ctx, ids, mask, s);
-  for (int attempt = 1; attempt <= s.retries && best.contended; ++attempt) {
-    // Let a burst of other work pass before trying again.
-    std::this_thread::sleep_for(std::chrono::milliseconds(100 * attempt));
-    const LatencyMeasurement m = time_runs(inf, ctx, ids, mask, s);
-    if (m.busy_fraction < best.busy_fraction) best = m;
-  }
-  return best;
+  return time_runs_defended(inf, ctx, ids, mask, s);
 }
 
 LatencyMeasurement measure_latency(const Arch& a, const EncoderConfig& teacher,
                                    const LatencySettings& s) {
   return measure_config_latency(arch_config(a, teacher), s);
+}
+
+std::vector<LatencyMeasurement> measure_latencies_interleaved(const std::vector<Arch>& archs,
+                                                              const EncoderConfig& teacher,
+                                                              const LatencySettings& s,
+                                                              int rounds) {
+  KDNAS_CHECK(rounds >= 1, "latency: rounds is ", rounds, "; it must be >= 1");
+  struct Model {
+    EncoderConfig cfg;
+    std::unique_ptr<InferenceEncoder> inf;
+    Tensor ids;
+  };
+  std::vector<Model> models;
+  models.reserve(archs.size());
+  for (const Arch& a : archs) {
+    Model m;
+    m.cfg = latency_config(arch_config(a, teacher), s);
+    m.inf = std::make_unique<InferenceEncoder>(Encoder::init_random(m.cfg, 0),
+                                               dtype_from_name(s.dtype), parse_device(s.device));
+    m.ids = random_ids(m.cfg, s.batch, s.seq);
+    models.push_back(std::move(m));
+  }
+  RestoreThreads restore;
+  Context ctx(best_cpu_backend(), s.threads);
+  const Tensor mask = Tensor::ones({s.batch, s.seq}, DType::I64);
+  const size_t n = models.size();
+  std::vector<std::vector<LatencyMeasurement>> per(n);  // per model, one per round
+  for (int r = 0; r < rounds; ++r) {
+    for (size_t k = 0; k < n; ++k) {
+      const size_t i = (k + size_t(r)) % n;
+      Model& m = models[i];
+      per[i].push_back(time_runs_defended(*m.inf, ctx, m.ids, mask, s));
+    }
+  }
+  std::vector<LatencyMeasurement> out(n);
+  for (size_t i = 0; i < n; ++i) {
+    std::vector<double> medians;
+    LatencyMeasurement& o = out[i];
+    o.min_ms = per[i].front().min_ms, o.max_ms = per[i].front().max_ms;
+    for (const LatencyMeasurement& m : per[i]) {
+      medians.push_back(m.median_ms);
+      o.min_ms = std::min(o.min_ms, m.min_ms);
+      o.max_ms = std::max(o.max_ms, m.max_ms);
+      o.busy_fraction = std::max(o.busy_fraction, m.busy_fraction);
+      o.contended = o.contended || m.contended;
+    }
+    o.median_ms = median_of(medians);
+  }
+  return out;
 }
 
 // ---- the table -------------------------------------------------------------------------------

@@ -68,6 +68,19 @@ LatencyMeasurement measure_latency(const Arch& a, const EncoderConfig& teacher,
 // Measures the teacher itself the same way.
 LatencyMeasurement measure_config_latency(const EncoderConfig& cfg, const LatencySettings& s);
 
+// Several architectures timed against each other (ARCHITECTURE.md, "Performance protocol"):
+// every model is built once, then `rounds` rounds time each of them in turn (warm-up, `runs`
+// timed runs, the contention defence), the first model of a round rotating from round to round,
+// so that a slow phase of the machine hits all of them alike. Each result is the median of its
+// per-round medians, with the min and max over all rounds, the largest busy fraction seen, and
+// contended when any round stayed contended. Results are in the order of `archs`. This is the
+// measurement to compare latencies with (a speedup, a budget): one-off measurements taken minutes
+// apart differ by 10-20 % at millisecond scale.
+std::vector<LatencyMeasurement> measure_latencies_interleaved(const std::vector<Arch>& archs,
+                                                              const EncoderConfig& teacher,
+                                                              const LatencySettings& s,
+                                                              int rounds = 3);
+
 // Measured latencies keyed by (architecture, settings key), stored as JSON
 // ({"<settings key>": {"L,H,A,F": {"median_ms":..,"min_ms":..,"max_ms":..}}}).
 class LatencyTable {

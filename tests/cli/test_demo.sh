@@ -43,7 +43,7 @@ cp "$work/space.json" "$work/teacher/space.json"
 common=(--teacher "$work/teacher" --corpus "$sample" --text-column 1 --langid "$tasks/langid"
         --pairs "$tasks/pairs" --train-max 100 --min-speedup 1.5 --episodes 1 --candidates 3 --pool 8
         --students 2 --proxy-sentences 32 --proxy-epochs 1 --batch 16 --seq 32 --proxy-lr 1e-3
-        --distill-steps 20 --distill-lr 1e-3 --finetune-epochs 1 --finetune-lr 1e-3
+        --distill-steps 20 --distill-lr 1e-3 --finetune-epochs 1 --finetune-lr 1e-3 --pairs-lr 2e-3
         --latency-runs 3 --threads 1 --seed 3)
 
 # 2. A demo killed once a student is distilled, then continued with --resume.
@@ -103,12 +103,32 @@ x = j["xlmr_base"]
 assert x["architecture"] == "12,768,12,3072" and x["latency_ms"] > t["latency_ms"], x
 assert j["latency"]["seq"] == 32 and j["latency"]["threads"] == 1, j["latency"]
 EOF
+# The choice and the table read the same interleaved timings (latency.json): every row's latency
+# is its entry there, and when a scored candidate timed under teacher / 1.5 exists, student 1 (the
+# best reward under that budget) shows at least 1.5x in the table.
+grep -q "timing the teacher and [0-9]* architectures again, interleaved" "$work/first.txt" \
+  || fail "the demo did not time the teacher and the candidates again, together"
+python3 - "$run" <<'EOF' || fail "the table's latencies are not the interleaved timings the choice used"
+import json, sys
+d = sys.argv[1]
+j = json.load(open(f"{d}/demo.json"))
+table = json.load(open(f"{d}/latency.json"))[j["latency"]["key"]]
+rows = j["rows"]
+for r in rows:
+    assert abs(table[r["architecture"]]["median_ms"] - r["latency_ms"]) < 1e-9, (r, table)
+ok = {json.loads(l)["architecture"] for l in open(f"{d}/search/candidates.jsonl")
+      if json.loads(l)["status"] == "ok"}
+budget = rows[0]["latency_ms"] / 1.5
+if any(a in table and table[a]["median_ms"] <= budget for a in ok):
+    assert rows[1]["speedup"] >= 1.5, (rows[1], budget)
+EOF
 # The teacher's space.json was the space; the training splits (163 and 116 lines) were cut to
 # --train-max 100 examples, the dev and test splits kept whole.
 python3 - "$run" "$work/teacher/space.json" <<'EOF' || fail "command.json: space or train_max not as given"
 import json, sys
 j = json.load(open(f"{sys.argv[1]}/command.json"))
 assert j["space"] == sys.argv[2] and j["train_max"] == 100 and j["min_speedup"] == "1.5", j
+assert j["finetune_lr"] == 1e-3 and j["pairs_lr"] == 2e-3, j
 EOF
 for task in langid pairs; do
   [ "$(wc -l <"$run/tasks/$task/train.tsv")" -eq 100 ] || fail "tasks/$task/train.tsv is not 100 lines"

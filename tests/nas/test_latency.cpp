@@ -185,6 +185,33 @@ TEST_SUITE("nas") {
         {"1,32,2,64", "-1"});
   }
 
+  TEST_CASE("latency: interleaved measurement of several architectures") {
+    const EncoderConfig t = tiny_teacher();
+    LatencySettings s = tiny_settings();
+    s.runs = 3;
+    const std::vector<Arch> archs = {{1, 32, 2, 64}, {8, 128, 4, 512}, {1, 32, 2, 64}};
+    const int threads = Context(Backend::Ref, 0).threads();
+    const std::vector<LatencyMeasurement> m = measure_latencies_interleaved(archs, t, s, 3);
+    CHECK(Context(Backend::Ref, 0).threads() == threads);
+    REQUIRE(m.size() == archs.size());
+    for (const LatencyMeasurement& x : m) {
+      CHECK(x.min_ms > 0);
+      CHECK(x.min_ms <= x.median_ms);
+      CHECK(x.median_ms <= x.max_ms);
+      CHECK(x.busy_fraction >= 0);
+      CHECK(x.busy_fraction <= 1);
+    }
+    // Results come back in the order asked for: 8 layers of width 128 do far more work (~100x
+    // the GEMM flops) than 1 layer of width 32, timed in the same rounds.
+    CHECK(m[1].median_ms > m[0].median_ms);
+    CHECK(m[1].median_ms > m[2].median_ms);
+    CHECK(measure_latencies_interleaved({}, t, s).empty());
+    CHECK_THROWS_WITH(measure_latencies_interleaved(archs, t, s, 0),
+                      doctest::Contains("rounds is 0"));
+    s.runs = 0;
+    CHECK_THROWS_WITH(measure_latencies_interleaved(archs, t, s), doctest::Contains("runs 0"));
+  }
+
   TEST_CASE("latency: get_or_measure measures once, then returns the cached value") {
     const EncoderConfig teacher = tiny_teacher();
     const LatencySettings s = tiny_settings();
