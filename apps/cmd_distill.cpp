@@ -2,7 +2,7 @@
 //               --corpus FILE [--steps N | --epochs E] [--batch B] [--batch-tokens N] [--seq T]
 //               [--lr X] [--loss hs,attn,logits] [--map uniform+last] [--seed S]
 //               [--log-every N] [--eval-every N] [--save-every N] [--threads N] --out DIR
-//               [--resume] [--device cpu|cuda[:N]]
+//               [--resume] [--precision f32|bf16] [--device cpu|cuda[:N]]
 // Distils the teacher into the student on the corpus (distill/trainer.h). The output directory
 // is the student's model directory and holds the checkpoint that --resume continues from.
 #include <cstdio>
@@ -46,9 +46,11 @@ void add_distill(CLI::App& app) {
   cmd->add_option("--temperature", o->temperature, "logits: temperature (default 2)")
       ->check(CLI::PositiveNumber);
   add_run_flags(cmd, o, "output directory: the student and its checkpoint");
+  add_precision_flag(cmd, o->precision);
   add_device_flag(cmd, o->device);
   cmd->callback([o] {
     resolve_device(o->device);  // first: nothing is read or written before it
+    check_precision_flag(o->precision);
     Trainer trainer(*o);
     trainer.run();
   });

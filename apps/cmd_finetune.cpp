@@ -1,6 +1,6 @@
 // kdnas finetune --model DIR --train FILE.tsv --dev FILE.tsv [--test FILE.tsv] --out DIR
 //                [--epochs E] [--batch B] [--seq T] [--lr X] [--patience P] [--seed S]
-//                [--threads N] [--device cpu|cuda[:N]]
+//                [--threads N] [--precision f32|bf16] [--device cpu|cuda[:N]]
 // Fine-tunes the model directory with a fresh classification head on a label<TAB>text or
 // label<TAB>text_a<TAB>text_b task (distill/finetune.h), prints a line per epoch and at the end
 // one JSON object with the dev (and test) accuracy and macro-F1, also written to
@@ -11,6 +11,7 @@
 
 #include "apps/commands.h"
 #include "apps/device_flag.h"
+#include "apps/train_flags.h"
 #include "distill/finetune.h"
 
 namespace kdnas::cli {
@@ -37,9 +38,11 @@ void add_finetune(CLI::App& app) {
   cmd->add_option("--seed", o->seed, "random seed (default 0)");
   cmd->add_option("--threads", o->threads, "threads (default: OMP_NUM_THREADS or all cores)")
       ->check(CLI::NonNegativeNumber);
+  add_precision_flag(cmd, o->precision);
   add_device_flag(cmd, o->device);
   cmd->callback([o] {
     resolve_device(o->device);  // first: nothing is read or written before it
+    check_precision_flag(o->precision);
     const FinetuneResult r = finetune(*o);
     std::printf("%s\n", finetune_result_json(*o, r).c_str());
   });

@@ -1,7 +1,7 @@
 // kdnas pretrain --config FILE.json --corpus FILE --tokenizer FILE.model --steps N --out DIR
 //                [--resume] [--batch B] [--batch-tokens N] [--seq T] [--lr X] [--warmup N]
 //                [--seed S] [--log-every N] [--eval-every N] [--save-every N] [--threads N]
-//                [--text-column N] [--device cpu|cuda[:N]]
+//                [--text-column N] [--precision f32|bf16] [--device cpu|cuda[:N]]
 // Masked-language-model pretraining of a fresh encoder + MLM head (distill/pretrain.h). The
 // output directory is the model directory (XLMRobertaForMaskedLM, with the tokenizer) and holds
 // the checkpoint that --resume continues from.
@@ -28,9 +28,11 @@ void add_pretrain(CLI::App& app) {
       ->check(CLI::Range(0.0, 1.0));
   add_optim_flags(cmd, o, "peak learning rate (default 5e-4)");
   add_run_flags(cmd, o, "output directory: the model and its checkpoint");
+  add_precision_flag(cmd, o->precision);
   add_device_flag(cmd, o->device);
   cmd->callback([o] {
     resolve_device(o->device);  // first: nothing is read or written before it
+    check_precision_flag(o->precision);
     Pretrainer trainer(*o);
     trainer.run();
   });

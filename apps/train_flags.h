@@ -6,6 +6,9 @@
 #include <CLI/CLI.hpp>
 #include <cstdint>
 #include <memory>
+#include <string>
+
+#include "autograd/precision.h"
 
 namespace kdnas::cli {
 
@@ -67,6 +70,19 @@ void add_run_flags(CLI::App* cmd, const std::shared_ptr<O>& o, const char* out_h
   cmd->add_option("--out", o->out, out_help)->required();
   cmd->add_flag("--resume", o->resume,
                 "continue the run in --out from its checkpoint (its recipe; --steps may change)");
+}
+
+// --precision f32|bf16: the training GEMMs (autograd/precision.h), for distill, pretrain and
+// finetune. The value is checked by check_precision_flag at the start of the command's callback,
+// not by CLI11, so that a bad one is a single error line and exit 1 like the other bad input
+// (CLI11's parse errors exit 2).
+inline CLI::Option* add_precision_flag(CLI::App* cmd, std::string& precision) {
+  return cmd->add_option("--precision", precision,
+                         "training GEMMs: f32 (default) or bf16 (bf16 operands, f32 "
+                         "accumulation and master weights; AMX where the CPU has it)");
+}
+inline void check_precision_flag(const std::string& precision) {
+  parse_gemm_precision(precision, "--precision");
 }
 
 }  // namespace kdnas::cli

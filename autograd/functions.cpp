@@ -4,7 +4,11 @@
 // backward does not need.
 #include "autograd/functions.h"
 
+#include <algorithm>
+
+#include "autograd/precision.h"
 #include "kernels/binary.h"
+#include "kernels/cast.h"
 #include "kernels/concat.h"
 #include "kernels/dropout.h"
 #include "kernels/eltwise.h"
@@ -47,6 +51,67 @@ Variable binary(Context& ctx, BinaryOp op, const char* name, const Variable& a, 
                      BinaryGrads g = binary_backward(c, op, d, av, bv);
                      return {g.da, g.db};
                    });
+}
+
+// ---- mixed-precision GEMMs (autograd/precision.h) ---------------------------------------------
+// Under GemmPrecision::BF16 the f32 operands are rounded to bf16 once, in the forward; the node
+// keeps those bf16 copies, and the backward rounds dout to bf16 too, so each of the three GEMMs
+// is bf16 x bf16 with f32 accumulation and an f32 result. The gradients that leave the node
+// are f32, as the f32 path's.
+
+bool gemm_in_bf16(const Tensor& a) {
+  return gemm_precision() == GemmPrecision::BF16 && a.dtype() == DType::F32;
+}
+
+// full [batch..., R, C] summed over the dims along which an operand of shape `like` was
+// broadcast (the leading dims it lacks, and those where it has size 1).
+Tensor sum_to_shape(Context& ctx, Tensor full, const Shape& like) {
+  while (full.dim() > int64_t(like.size())) full = sum(ctx, full, 0);
+  for (int64_t d = 0; d < full.dim(); ++d)
+    if (like[size_t(d)] == 1 && full.size(d) != 1) full = sum(ctx, full, d, /*keepdim=*/true);
+  return full;
+}
+
+// a [..., M, K] · b [..., K, N] with bf16 operands.
+Variable matmul_bf16(Context& ctx, const Variable& a, const Variable& b, const Tensor& av,
+                     const Tensor& bv) {
+  const Tensor ab = cast(ctx, av, DType::BF16), bb = cast(ctx, bv, DType::BF16);  // contiguous
+  return record_op(ctx, "matmul", matmul_forward(ctx, ab, bb), {a, b},
+                   [ab, bb](Context& c, const Tensor& d) -> Grads {
+                     const Tensor d16 = cast(c, d, DType::BF16);  // [batch..., M, N]
+                     // da = dout · bᵀ, db = aᵀ · dout, over transposed views (no copies).
+                     Tensor da = sum_to_shape(
+                         c, matmul_forward(c, d16, bb.transpose(-1, -2)), ab.shape());
+                     Tensor db;
+                     if (bb.dim() == 2) {  // b shared by every batch: one GEMM over all rows
+                       const int64_t K = ab.size(-1), N = bb.size(-1);
+                       db = matmul_forward(c, ab.reshape({ab.numel() / std::max<int64_t>(K, 1), K})
+                                                  .transpose(0, 1),
+                                           d16.reshape({d16.numel() / std::max<int64_t>(N, 1), N}));
+                     } else {
+                       db = sum_to_shape(c, matmul_forward(c, ab.transpose(-1, -2), d16),
+                                         bb.shape());
+                     }
+                     return {da, db};
+                   });
+}
+
+// x [..., K] · w [N, K]ᵀ + bias [N] with bf16 x and w; the bias and its gradient stay f32.
+Variable linear_bf16(Context& ctx, const Variable& x, const Variable& w, const Variable& bias,
+                     const Tensor& xv, const Tensor& wv, const Tensor& bv) {
+  const Tensor xb = cast(ctx, xv, DType::BF16), wb = cast(ctx, wv, DType::BF16);  // contiguous
+  const bool has_bias = bv.defined();
+  return record_op(
+      ctx, "linear", linear_forward(ctx, xb, wb, bv), {x, w, bias},
+      [xb, wb, has_bias](Context& c, const Tensor& d) -> Grads {
+        const int64_t K = xb.size(-1), N = wb.size(0);
+        const int64_t rows = shape_numel(Shape(xb.shape().begin(), xb.shape().end() - 1));
+        const Tensor d2 = cast(c, d, DType::BF16).reshape({rows, N});  // [rows, N]
+        Tensor dx = matmul_forward(c, d2, wb).view(xb.shape());         // [rows, N] · [N, K]
+        Tensor dw = matmul_forward(c, d2.transpose(0, 1), xb.reshape({rows, K}));  // [N, K]
+        Tensor db = has_bias ? sum(c, d.reshape({rows, N}), 0) : Tensor();  // f32 dout's rows
+        return {dx, dw, db};
+      });
 }
 
 }  // namespace
@@ -98,6 +163,7 @@ Variable div(Context& ctx, const Variable& a, const Variable& b) {
 
 Variable matmul(Context& ctx, const Variable& a, const Variable& b) {
   const Tensor &av = val("matmul", "a", a), &bv = val("matmul", "b", b);
+  if (gemm_in_bf16(av) && bv.dtype() == DType::F32) return matmul_bf16(ctx, a, b, av, bv);
   return record_op(ctx, "matmul", matmul_forward(ctx, av, bv), {a, b},
                    [av, bv](Context& c, const Tensor& d) -> Grads {
                      MatmulGrads g = matmul_backward(c, d, av, bv);
@@ -109,6 +175,7 @@ Variable linear(Context& ctx, const Variable& x, const Variable& w, const Variab
   const Tensor &xv = val("linear", "x", x), &wv = val("linear", "w", w);
   const Tensor bv = bias.defined() ? bias.value() : Tensor();
   const bool has_bias = bv.defined();
+  if (gemm_in_bf16(xv) && wv.dtype() == DType::F32) return linear_bf16(ctx, x, w, bias, xv, wv, bv);
   return record_op(ctx, "linear", linear_forward(ctx, xv, wv, bv), {x, w, bias},
                    [xv, wv, has_bias](Context& c, const Tensor& d) -> Grads {
                      LinearGrads g = linear_backward(c, d, xv, wv, has_bias);

@@ -13,6 +13,7 @@
 
 #include "autograd/functions.h"
 #include "autograd/optim.h"
+#include "autograd/precision.h"
 #include "autograd/schedule.h"
 #include "distill/train_loop.h"
 #include "transformer/inference.h"
@@ -131,6 +132,7 @@ FinetuneResult finetune(const FinetuneOptions& opt) {
   KDNAS_CHECK(opt.epochs >= 1 && opt.batch >= 1, "finetune: --epochs and --batch must be >= 1");
   KDNAS_CHECK(opt.lr > 0 && std::isfinite(opt.lr), "finetune: --lr ", opt.lr, " must be > 0");
   KDNAS_CHECK(opt.patience >= 0, "finetune: --patience ", opt.patience, " must be >= 0");
+  const GemmPrecision precision = parse_gemm_precision(opt.precision, "finetune: --precision");
   KDNAS_CHECK(fs::weakly_canonical(opt.out) != fs::weakly_canonical(opt.model),
               "finetune: --out must differ from --model (", opt.model, ")");
 
@@ -213,8 +215,13 @@ FinetuneResult finetune(const FinetuneOptions& opt) {
       std::vector<int64_t> y;
       for (size_t i = begin; i < end; ++i) y.push_back(y_train[order[i]]);
       Rng dropout(rng_hash(opt.seed ^ kDropoutStream, uint64_t(step)));
-      Variable loss = cross_entropy(ctx, classify(ctx, m, b, /*train=*/true, &dropout),
-                                    Tensor::from_vector(y, {int64_t(y.size())}).to(device));
+      Variable loss;
+      {
+        // The training GEMMs in --precision; their nodes remember it for the backward.
+        GemmPrecisionScope gemm(precision);
+        loss = cross_entropy(ctx, classify(ctx, m, b, /*train=*/true, &dropout),
+                             Tensor::from_vector(y, {int64_t(y.size())}).to(device));
+      }
       const double l = loss.value().item();
       KDNAS_CHECK(std::isfinite(l), "finetune: epoch ", epoch, " step ", step + 1,
                   ": the loss is not finite (", l, "); stopping (lower --lr?)");
@@ -300,6 +307,7 @@ std::string finetune_result_json(const FinetuneOptions& opt, const FinetuneResul
   j["seconds"] = std::round(r.seconds * 100) / 100;
   j["model"] = opt.model;
   j["out"] = opt.out;
+  j["precision"] = opt.precision;
   return j.dump();
 }
 

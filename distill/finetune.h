@@ -43,6 +43,9 @@ struct FinetuneOptions {
   double weight_decay = 0.01;
   double warmup_ratio = 0.1;
   double clip = 1.0;
+  // The training GEMMs (autograd/precision.h): "f32", or "bf16" (bf16 operands, f32
+  // accumulation; weights, optimizer state and gradients stay f32). Evaluation is f32.
+  std::string precision = "f32";
   uint64_t seed = 0;
   int threads = 0;
   std::string device = "cpu";  // the model, batches and optimizer state: cpu, cuda, cuda:N

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "autograd/functions.h"
+#include "autograd/precision.h"
 #include "distill/train_options_json.h"
 #include "tensor/check.h"
 #include "transformer/model_dir.h"
@@ -129,6 +130,8 @@ struct Pretrainer::Impl {
   // reads them there); Encoder::forward copies the ids and mask over, the loss its rows and
   // targets.
   Device device;
+  // The training steps' GEMM precision (opt.precision); evaluation runs in f32.
+  GemmPrecision precision = GemmPrecision::F32;
 
   explicit Impl(const PretrainOptions& o)
       : opt(o), ctx(best_cpu_backend(), o.threads), device(parse_device(o.device)) {}
@@ -158,6 +161,7 @@ void Pretrainer::Impl::setup(const std::optional<SafetensorsFile>& state) {
   KDNAS_CHECK(opt.log_every >= 1, "pretrain: --log-every ", opt.log_every, " must be >= 1");
   KDNAS_CHECK(opt.eval_every >= 0 && opt.save_every >= 0,
               "pretrain: --eval-every and --save-every must be >= 0");
+  precision = parse_gemm_precision(opt.precision, "pretrain: --precision");
 
   // Config (the checkpoint's on resume) and tokenizer (on resume, the output directory's copy
   // when the original has gone).
@@ -219,6 +223,8 @@ Pretrainer::Impl::Mlm Pretrainer::Impl::mlm_loss(const Batch& b, const MaskedBat
   ForwardOptions fo;
   fo.train = train && opt.dropout;
   fo.rng = &rng;
+  // Training GEMMs in the run's precision (their nodes remember it for the backward).
+  GemmPrecisionScope gemm(train ? precision : GemmPrecision::F32);
   EncoderOutput out = encoder.forward(ctx, mb.inputs, b.encoded.attention_mask, fo);
   const Variable& h = out.hidden.back();  // [B, T, C]
   const int64_t BT = h.shape()[0] * h.shape()[1], C = h.shape()[2];

@@ -46,6 +46,9 @@ struct PretrainOptions {
   double weight_decay = 0.01;
   double clip = 1.0;
   bool dropout = true;
+  // The training GEMMs' precision (autograd/precision.h): "f32", or "bf16" (bf16 operands,
+  // f32 accumulation; weights, optimizer state and gradients stay f32). Evaluation is f32.
+  std::string precision = "f32";
   uint64_t seed = 0;
   int64_t log_every = 10, eval_every = 0, save_every = 0;  // 0: eval / save only at the end
   int threads = 0;

@@ -54,7 +54,9 @@ void get_data(const nlohmann::json& j, O& o, const char* who) {
   get(j, "steps", o.steps, who);
 }
 
-// lr, warmup, decay, weight_decay, clip, dropout.
+// lr, warmup, decay, weight_decay, clip, dropout, precision (the training GEMMs': part of the
+// recipe, so --resume keeps it; absent in checkpoints written before --precision existed, which
+// were all f32: the field's default, "f32", stays).
 template <class J, class O>
 void put_optim(J& j, const O& o) {
   j["lr"] = o.lr;
@@ -63,6 +65,7 @@ void put_optim(J& j, const O& o) {
   j["weight_decay"] = o.weight_decay;
   j["clip"] = o.clip;
   j["dropout"] = o.dropout;
+  j["precision"] = o.precision;
 }
 
 template <class O>
@@ -73,6 +76,7 @@ void get_optim(const nlohmann::json& j, O& o, const char* who) {
   get(j, "weight_decay", o.weight_decay, who);
   get(j, "clip", o.clip, who);
   get(j, "dropout", o.dropout, who);
+  get(j, "precision", o.precision, who);
 }
 
 // seed, log_every, eval_every, save_every, device (absent in checkpoints written before

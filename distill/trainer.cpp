@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "autograd/precision.h"
 #include "distill/train_options_json.h"
 #include "tensor/check.h"
 #include "tensor/rng.h"
@@ -136,6 +137,9 @@ struct Trainer::Impl {
   TrainLog tlog;  // log.jsonl, progress lines, tokens/s and ETA
   // Where the student, the teacher's weights, the batches and the optimizer state live.
   Device device;
+  // The student's training GEMMs (opt.precision); the teacher and evaluation run in f32 (the
+  // teacher's hidden-state targets in teacher_dtype).
+  GemmPrecision precision = GemmPrecision::F32;
 
   explicit Impl(const TrainOptions& o)
       : opt(o), ctx(best_cpu_backend(), o.threads), device(parse_device(o.device)) {}
@@ -158,6 +162,7 @@ void Trainer::Impl::setup(std::optional<SafetensorsFile> state) {
   KDNAS_CHECK(opt.steps >= 0 && opt.epochs >= 0, "distill: --steps and --epochs must be >= 0");
   KDNAS_CHECK(opt.lr > 0 && std::isfinite(opt.lr), "distill: --lr ", opt.lr, " must be > 0");
   KDNAS_CHECK(opt.log_every >= 1, "distill: --log-every ", opt.log_every, " must be >= 1");
+  precision = parse_gemm_precision(opt.precision, "distill: --precision");
   KDNAS_CHECK(opt.eval_every >= 0 && opt.save_every >= 0,
               "distill: --eval-every and --save-every must be >= 0");
 
@@ -316,6 +321,9 @@ DistillLossTerms Trainer::Impl::student_loss(const Batch& b, const TeacherTarget
   fo.train = train && opt.dropout;
   fo.return_attention = loss->options().use_attention;
   fo.rng = &rng;
+  // The student's GEMMs (and the loss's projections) in the run's precision while training;
+  // their nodes remember it for the backward.
+  GemmPrecisionScope gemm(train ? precision : GemmPrecision::F32);
   EncoderOutput out = student.forward(ctx, b.encoded.input_ids, b.encoded.attention_mask, fo);
   Variable logits;
   if (mlm) logits = mlm->forward(ctx, out.hidden.back(), student.word_embeddings);

@@ -60,6 +60,10 @@ struct TrainOptions {
   double weight_decay = 0.01;
   double clip = 1.0;    // max global gradient norm (0: no clipping)
   bool dropout = true;  // the student's dropout (the config's probabilities) while training
+  // The student's training GEMMs (autograd/precision.h): "f32", or "bf16" (bf16 operands, f32
+  // accumulation; weights, optimizer state and gradients stay f32). The teacher's path is
+  // teacher_dtype's; evaluation is f32.
+  std::string precision = "f32";
   // Loss.
   std::string loss = "hs";
   std::string map = "uniform+last";

@@ -71,6 +71,15 @@ diff "$work/full.txt" "$work/resumed.txt" >/dev/null || {
 cmp -s "$work/full/model.safetensors" "$work/killed/model.safetensors" \
   || fail "the resumed run's student differs from the uninterrupted run's"
 
+# --precision bf16 (the student's GEMMs in bf16, f32 master weights): a few toy steps lower the
+# loss and the checkpoint keeps the precision.
+"$kdnas" distill "${common[@]}" --steps 30 --log-every 1 --precision bf16 --out "$work/bf16" >/dev/null
+first=$(losses "$work/bf16/log.jsonl" | head -1 | cut -d' ' -f2)
+last=$(losses "$work/bf16/log.jsonl" | tail -1 | cut -d' ' -f2)
+echo "bf16: loss $first -> $last in 30 steps"
+awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a) }' || fail "bf16: the loss did not fall: $first -> $last"
+grep -q '"precision": "bf16"' "$work/bf16/train_state.json" || fail "the checkpoint does not say bf16"
+
 # 3. Bad input: one line on stderr, non-zero exit.
 : >"$work/empty.txt"
 printf '\n  \n\n' >"$work/blank.txt"
@@ -88,6 +97,7 @@ expect_error 1 "already holds" -- "$kdnas" distill "${t[@]}" --arch 2,32,2,64 --
 expect_error 1 "no " -- "$kdnas" distill --out "$work/e10" --resume
 expect_error 2 "error" -- "$kdnas" distill "${t[@]}" --arch 2,32,2,64 --corpus "$corpus" --batch 0 --out "$work/e11"
 expect_error 2 "error" -- "$kdnas" distill "${t[@]}" --arch 2,32,2,64 --corpus "$corpus" --frobnicate --out "$work/e12"
+expect_error 1 "--precision 'fp8'" -- "$kdnas" distill "${t[@]}" --arch 2,32,2,64 --corpus "$corpus" --precision fp8 --out "$work/e13"
 # A diverging run stops with one line, non-zero, and keeps its last good checkpoint.
 expect_error 1 "not finite" -- "$kdnas" distill --teacher "$work/teacher" --arch 2,32,2,64 --corpus "$corpus" --steps 50 \
   --lr 1e20 --warmup 0 --save-every 1 --out "$work/nan"

@@ -111,6 +111,7 @@ expect_error 1 "single sentences" -- "${ft[@]}" --train "$work/train.tsv" --dev 
 expect_error 1 "not a directory\|cannot\|no " -- "$kdnas" finetune --model "$work/none" --train "$work/train.tsv" --dev "$work/dev.tsv" --out "$work/e2"
 expect_error 2 "error" -- "${ft[@]}" --train "$work/train.tsv"
 expect_error 2 "error" -- "${ft[@]}" --train "$work/train.tsv" --dev "$work/dev.tsv" --batch 0
+expect_error 1 "--precision 'fp8'" -- "${ft[@]}" --train "$work/train.tsv" --dev "$work/dev.tsv" --precision fp8
 expect_error 1 "no classification head" -- "$kdnas" eval --model "$work/model" --data "$work/dev.tsv"
 expect_error 1 "'gamma' was not seen" -- "$kdnas" eval --model "$work/ft" --data "$work/unseen.tsv"
 expect_error 1 "cannot open" -- "$kdnas" eval --model "$work/ft" --data "$work/none.tsv"

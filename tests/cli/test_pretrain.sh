@@ -2,8 +2,8 @@
 # End-to-end test of `kdnas pretrain` at tiny size: a tokenizer trained on the test corpus, a
 # fresh tiny model; a few hundred steps must clearly lower the MLM loss and leave a model
 # directory with its MLM head; a run killed with SIGKILL and resumed from its checkpoint must log
-# the same per-step losses as an uninterrupted run; bad input gives one error line and a
-# non-zero exit.
+# the same per-step losses as an uninterrupted run; --precision bf16 trains and resumes in bf16;
+# bad input gives one error line and a non-zero exit.
 # Usage: tests/cli/test_pretrain.sh KDNAS_BINARY TINY_CONFIG.json CORPUS.txt
 # Needs spm_train (Debian's sentencepiece) for the tokenizer; exits 77 (skipped) without it.
 set -euo pipefail
@@ -78,7 +78,20 @@ diff "$work/full.txt" "$work/resumed.txt" >/dev/null || {
 cmp -s "$work/full/model.safetensors" "$work/killed/model.safetensors" \
   || fail "the resumed run's model differs from the uninterrupted run's"
 
-# 3. Bad input: one line on stderr, non-zero exit.
+# 3. --precision bf16 (bf16 GEMMs, f32 master weights): a few toy steps lower the loss, the
+# checkpoint keeps the precision, and --resume continues in it.
+"$kdnas" pretrain "${common[@]}" --steps 30 --log-every 1 --precision bf16 --out "$work/bf16" >/dev/null
+first=$(losses "$work/bf16/log.jsonl" | head -1 | cut -d' ' -f2)
+last=$(losses "$work/bf16/log.jsonl" | tail -1 | cut -d' ' -f2)
+echo "bf16: MLM loss $first -> $last in 30 steps"
+awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a) }' || fail "bf16: the MLM loss did not fall: $first -> $last"
+grep -q '"precision": "bf16"' "$work/bf16/train_state.json" || fail "the checkpoint does not say bf16"
+grep -q '"precision": "f32"' "$work/run/train_state.json" || fail "the default is not f32"
+"$kdnas" pretrain --out "$work/bf16" --resume --steps 32 --threads 1 >"$work/bf16.txt"
+grep -q "wrote" "$work/bf16.txt" || fail "the bf16 resume did not finish"
+grep -q '"precision": "bf16"' "$work/bf16/train_state.json" || fail "the resumed run lost bf16"
+
+# 4. Bad input: one line on stderr, non-zero exit.
 : >"$work/empty.txt"
 sed 's/"vocab_size": [0-9]*/"vocab_size": 100/' "$config" >"$work/small.json"
 tok=(--tokenizer "$work/tok.model")
@@ -94,4 +107,6 @@ expect_error 1 "already holds" -- "$kdnas" pretrain "${c[@]}" --out "$work/run"
 expect_error 1 "no " -- "$kdnas" pretrain --out "$work/e8" --resume
 expect_error 2 "error" -- "$kdnas" pretrain "${c[@]}" --batch 0 --out "$work/e9"
 expect_error 2 "error" -- "$kdnas" pretrain "${c[@]}" --frobnicate --out "$work/e10"
+expect_error 1 "--precision 'fp8'" -- "$kdnas" pretrain "${c[@]}" --precision fp8 --out "$work/e11"
+[ ! -e "$work/e11" ] || fail "a bad --precision left an output directory"
 echo "pretrain cli test passed"
