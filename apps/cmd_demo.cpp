@@ -55,7 +55,7 @@ struct DemoArgs {
   int64_t distill_steps = 500, finetune_epochs = 4;
   int64_t batch = 32, seq = 128, threads = 2, latency_runs = 10;
   double proxy_lr = 2e-3, distill_lr = 1e-3, finetune_lr = 1e-3;
-  double pairs_lr = 1e-4;  // --pairs-lr: the fine-tuning lr of the translation-pair task
+  double pairs_lr = 3e-4;  // --pairs-lr: the fine-tuning lr of the translation-pair task
   uint64_t seed = 0;
   bool xlmr_base = true;
   bool resume = false, quick = false;
@@ -581,7 +581,7 @@ void add_demo(CLI::App& app) {
                   "fine-tuning peak learning rate, language identification (default 1e-3)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--pairs-lr", a->pairs_lr,
-                  "fine-tuning peak learning rate, translation pairs (default 1e-4)")
+                  "fine-tuning peak learning rate, translation pairs (default 3e-4)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--seed", a->seed, "random seed (default 0)");
   cmd->add_flag(
