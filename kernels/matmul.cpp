@@ -1,5 +1,6 @@
 #include "kernels/matmul.h"
 
+#include <atomic>
 #include <cmath>
 
 #include "kernels/cast.h"
@@ -289,6 +290,46 @@ Tensor linear_forward(Context& ctx, const Tensor& x, const Tensor& w, const Tens
   // x [..., K] as [rows, K] (a view when x's strides allow), times wᵀ: a [K, N] view of w.
   Tensor out = matmul_forward(ctx, rows_of(x), w.transpose(0, 1), {bias, act, out_dtype});
   return out.view(out_shape);
+}
+
+ConstWeights const_weights(const Tensor& w) {
+  KDNAS_CHECK(w.defined() && w.dim() == 2, "const_weights: w must be [N, K], not ",
+              w.defined() ? w.shape() : Shape{});
+  static std::atomic<uint64_t> next{1};
+  return {w, next++};
+}
+
+Tensor linear_forward(Context& ctx, const Tensor& x, const ConstWeights& cw, const Tensor& bias,
+                      Activation act, DType out_dtype) {
+  const Tensor& w = cw.w;
+  const Tensor rows = x.dim() >= 1 ? rows_of(x) : x;
+  // The packed route: oneDNN, f32 or bf16, contiguous weights and rows (anything else is the
+  // plain linear, which also does every check and error message).
+  const bool packed = cw.id != 0 && x.device().is_cpu() && route_for(ctx, "linear", x) ==
+                      Route::Onednn && (x.dtype() == DType::F32 || x.dtype() == DType::BF16) &&
+                      w.defined() && w.dim() == 2 && w.dtype() == x.dtype() &&
+                      w.is_contiguous() && x.dim() >= 1 && x.size(-1) == w.size(1) &&
+                      rows.is_contiguous() && rows.numel() > 0 && w.size(1) > 0;
+  if (!packed) return linear_forward(ctx, x, w, bias, act, out_dtype);
+  const char* op = "linear";
+  check_bias(op, bias, x.dtype(), w.size(0), x, w, "w");
+  matmul_out_dtype(op, x.dtype(), out_dtype);
+  const int64_t M = rows.size(0), K = w.size(1), N = w.size(0);
+  ProfileScope prof(ctx, op);
+  if (prof) {
+    prof.set(Route::Onednn, {&x, &w, &bias}, double(M * N) * dtype_size(out_dtype),
+             2.0 * double(M) * double(N) * double(K));
+    const std::string m = std::to_string(M), k = std::to_string(K), n = std::to_string(N);
+    prof.set_gemm(m + "x" + k + ":" + k + "x" + n + ":" + m + "x" + n);
+  }
+  Shape out_shape = x.shape();
+  out_shape.back() = N;
+  Tensor out = Tensor::empty(out_shape, out_dtype);
+  const Tensor b = bias.defined() ? bias.contiguous() : Tensor();
+  linear_forward_onednn_packed(ctx, out.raw_data(), out_dtype, rows.raw_data(), w.raw_data(),
+                               x.dtype(), b.defined() ? b.data<float>() : nullptr, M, K, N,
+                               act == Activation::Gelu, cw.id);
+  return out;
 }
 
 // ---- backward --------------------------------------------------------------------------------

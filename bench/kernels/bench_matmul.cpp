@@ -195,6 +195,26 @@ void BM_linear_gelu(benchmark::State& state, Backend be, DType dt) {
   run_gemm(state, be, ctx.threads(), 2.0 * M * K * N, x, w.transpose(0, 1), bias, true, op);
 }
 
+// linear with constant weights (ConstWeights: pre-packed once on oneDNN) against linear reading
+// w [N, K] in place, at the encoder's shapes: x [M, K] · w[N, K]ᵀ + bias. range(3): 0 = plain
+// w, 1 = const_weights(w).
+void BM_linear_const(benchmark::State& state, Backend be, DType dt) {
+  Context ctx(be, bench_threads());
+  Rng rng(0);
+  const int64_t M = state.range(0), K = state.range(1), N = state.range(2);
+  const bool packed = state.range(3) == 1;
+  Tensor x = Tensor::empty({M, K}, dt), w = Tensor::empty({N, K}, dt), bias = Tensor::empty({N});
+  rng.fill_uniform(x, -1.f, 1.f);
+  rng.fill_uniform(w, -0.1f, 0.1f);
+  rng.fill_uniform(bias, -1.f, 1.f);
+  const ConstWeights cw = const_weights(w);
+  auto op = [&] {
+    return packed ? linear_forward(ctx, x, cw, bias) : linear_forward(ctx, x, w, bias);
+  };
+  if (!validate_rows(state, op(), x, w.transpose(0, 1), bias, false)) return;
+  run_gemm(state, be, ctx.threads(), 2.0 * M * K * N, x, w.transpose(0, 1), bias, false, op);
+}
+
 // Attention at XLM-R's B = 8, NH = 12, T = 128, HS = 64. range(0): 0 = QKᵀ, 1 = PV;
 // range(1): 0 = head views of [B, T, NH, HS] (what the QKV projection leaves), 1 = contiguous
 // [B*NH, T, HS].
@@ -241,6 +261,15 @@ void linear_shapes(benchmark::internal::Benchmark* b) {
       ->UseManualTime()
       ->Unit(benchmark::kMicrosecond);
 }
+void linear_const_shapes(benchmark::internal::Benchmark* b) {
+  for (int64_t packed : {0, 1})
+    b->Args({128, 768, 2304, packed})
+        ->Args({128, 768, 768, packed})
+        ->Args({128, 768, 3072, packed})
+        ->Args({128, 3072, 768, packed})
+        ->Args({4096, 768, 3072, packed});
+  b->UseManualTime()->Unit(benchmark::kMicrosecond);
+}
 void attention_shapes(benchmark::internal::Benchmark* b) {
   b->Args({0, 0})->Args({0, 1})->Args({1, 0})->Args({1, 1});
   b->UseManualTime()->Unit(benchmark::kMicrosecond);
@@ -259,6 +288,9 @@ void attention_shapes(benchmark::internal::Benchmark* b) {
           ->Apply(linear_shapes);
       benchmark::RegisterBenchmark(("BM_matmul_attention" + suffix).c_str(), BM_attention, be, dt)
           ->Apply(attention_shapes);
+      benchmark::RegisterBenchmark(("BM_matmul_linear_const" + suffix).c_str(), BM_linear_const, be,
+                                   dt)
+          ->Apply(linear_const_shapes);
     }
   return true;
 }();

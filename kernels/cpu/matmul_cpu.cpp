@@ -388,10 +388,77 @@ void matmul_forward_onednn(Context& ctx, void* out, DType out_dtype, const void*
   e.prim.execute(st.stream, args);
   st.stream.wait();
 }
+
+void linear_forward_onednn_packed(Context& ctx, void* out, DType out_dtype, const void* x,
+                                  const void* w, DType in_dtype, const float* bias, int64_t M,
+                                  int64_t K, int64_t N, bool gelu, uint64_t weights_id) {
+  using namespace dnnl;
+  OnednnState& st = onednn_state(ctx);
+  const memory::data_type idt = onednn_dtype(in_dtype), odt = onednn_dtype(out_dtype);
+  const memory::desc x_md({M, K}, idt, memory::dims{K, 1});
+  // w [N, K] row-major is the [K, N] operand in column-major order.
+  const memory::desc user_w_md({K, N}, idt, memory::dims{1, K});
+  const memory::desc any_w_md({K, N}, idt, memory::format_tag::any);
+  const memory::desc out_md({M, N}, odt, memory::dims{N, 1});
+  const memory::desc bias_md =
+      bias ? memory::desc({1, N}, memory::data_type::f32, memory::dims{N, 1}) : memory::desc();
+  const std::string wkey = detail::concat("packed-weights:", weights_id);
+  const std::string key = detail::concat("linear-packed:w", weights_id, ":", dtype_name(in_dtype),
+                                         ":", M, "x", K, "x", N, "->", dtype_name(out_dtype),
+                                         bias ? ":bias" : "", gelu ? ":gelu" : "");
+  const auto& e = onednn_cached(ctx, key, [&] {
+    primitive_attr attr;
+    if (gelu) {
+      post_ops po;
+      po.append_eltwise(1.f, algorithm::eltwise_gelu_erf, 0.f, 0.f);
+      attr.set_post_ops(po);
+    }
+    auto make = [&](const memory::desc& w_md) {
+      return matmul::primitive_desc(matmul::desc(x_md, w_md, bias_md, out_md), attr, st.engine);
+    };
+    try {
+      matmul::primitive_desc pd = make(any_w_md);
+      auto held = st.cache.find(wkey);
+      if (held == st.cache.end()) {
+        // The first call: reorder the weights into this primitive's layout, once, and keep them.
+        memory packed(pd.weights_desc(), st.engine);
+        memory user(user_w_md, st.engine, const_cast<void*>(w));
+        reorder(user, packed).execute(st.stream, user, packed);
+        st.stream.wait();
+        held = st.cache.emplace(wkey, OnednnState::Entry{primitive(), pd, packed}).first;
+      }
+      const memory& packed = held->second.weights;
+      if (pd.weights_desc() == packed.get_desc()) return OnednnState::Entry{matmul(pd), pd, packed};
+      // Another M whose best layout differs: the kept layout if oneDNN runs it, else w in place.
+      try {
+        pd = make(packed.get_desc());
+        return OnednnState::Entry{matmul(pd), pd, packed};
+      } catch (const dnnl::error&) {
+        pd = make(user_w_md);
+        return OnednnState::Entry{matmul(pd), pd,
+                                  memory(user_w_md, st.engine, const_cast<void*>(w))};
+      }
+    } catch (const dnnl::error& err) {
+      detail::fail(detail::concat("linear: oneDNN cannot run ", key, " on this CPU (", err.what(),
+                                  "); use the omp backend"));
+    }
+  });
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC, memory(x_md, st.engine, const_cast<void*>(x))},
+      {DNNL_ARG_WEIGHTS, e.weights},
+      {DNNL_ARG_DST, memory(out_md, st.engine, out)}};
+  if (bias) args.emplace(DNNL_ARG_BIAS, memory(bias_md, st.engine, const_cast<float*>(bias)));
+  e.prim.execute(st.stream, args);
+  st.stream.wait();
+}
 #else
 void matmul_forward_onednn(Context&, void*, DType, const void*, const void*, DType, const float*,
                            const GemmLayout&, bool) {
   detail::fail("matmul: built without oneDNN");
+}
+void linear_forward_onednn_packed(Context&, void*, DType, const void*, const void*, DType,
+                                  const float*, int64_t, int64_t, int64_t, bool, uint64_t) {
+  detail::fail("linear: built without oneDNN");
 }
 #endif
 

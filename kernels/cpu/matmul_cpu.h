@@ -38,6 +38,14 @@ void matmul_forward_cpu(Context& ctx, float* out, const float* a, const float* b
 void matmul_forward_onednn(Context& ctx, void* out, DType out_dtype, const void* a, const void* b,
                            DType in_dtype, const float* bias, const GemmLayout& l, bool gelu);
 
+// out [M, N] (=) act(x · wᵀ + bias) with oneDNN, w [N, K] constant (ConstWeights, kernels/
+// matmul.h): the weights are reordered once into the primitive's preferred layout and kept in
+// the Context's cache under weights_id. x [M, K] and w contiguous, f32 or bf16 (both the same);
+// out f32 or bf16; bias f32 [N] or null.
+void linear_forward_onednn_packed(Context& ctx, void* out, DType out_dtype, const void* x,
+                                  const void* w, DType in_dtype, const float* bias, int64_t M,
+                                  int64_t K, int64_t N, bool gelu, uint64_t weights_id);
+
 // dbias[N] (=) sum over the M rows of dout[M, N] (contiguous).
 void bias_backward_cpu(Context& ctx, float* dbias, const float* dout, int64_t M, int64_t N);
 

@@ -222,6 +222,62 @@ TEST_SUITE("kernels") {
     }
   }
 
+  TEST_CASE("linear with constant (pre-packed) weights matches the reference at any M") {
+    Rng rng(16);
+    Context ref(Backend::Ref);
+    for (DType dt : {DType::F32, DType::BF16}) {
+      for (const auto& [K, N] : std::vector<std::array<int64_t, 2>>{{768, 768}, {13, 33}, {64, 1}}) {
+        const Tensor w = random_tensor({N, K}, rng, dt, -0.1f, 0.1f);
+        const Tensor bias = random_tensor({N}, rng);
+        const ConstWeights cw = const_weights(w);
+        const Tol tol = dt == DType::F32 ? gemm_tol(K) : bf16_gemm_tol(K);
+        for (Backend be : compiled_cpu_backends()) {
+          // One Context and one ConstWeights across several M (the first call packs the
+          // weights; later Ms reuse them), with and without bias and GELU, f32 and bf16 out.
+          Context ctx(be);
+          for (int64_t M : {128, 1, 7, 300, 128}) {
+            const Tensor x = random_tensor({M, K}, rng, dt);
+            const std::string what = name_of(be, std::string(dtype_name(dt)) + " " + mkn(M, K, N));
+            const Tensor want =
+                linear_forward(ref, x.to(DType::F32), w.to(DType::F32), bias, Activation::Gelu);
+            const Tensor got = linear_forward(ctx, x, cw, bias, Activation::Gelu);
+            CHECK(got.dtype() == DType::F32);
+            KDNAS_CHECK_CLOSE(got, want, tol, what + " bias+gelu");
+            const Tensor plain = linear_forward(ref, x.to(DType::F32), w.to(DType::F32));
+            KDNAS_CHECK_CLOSE(linear_forward(ctx, x, cw), plain, tol, what + " no bias");
+            if (dt == DType::BF16) {
+              const Tensor got16 = linear_forward(ctx, x, cw, bias, Activation::Gelu, DType::BF16);
+              CHECK(got16.dtype() == DType::BF16);
+              KDNAS_CHECK_CLOSE(got16, want, kBF16, what + " bf16 out");
+            }
+          }
+          // Batched rows [B, T, K] and a strided x (a column slice: the plain route).
+          const Tensor x3 = random_tensor({2, 5, K}, rng, dt);
+          const Tensor want3 = linear_forward(ref, x3.to(DType::F32), w.to(DType::F32), bias);
+          const Tensor got3 = linear_forward(ctx, x3, cw, bias);
+          CHECK(got3.shape() == Shape{2, 5, N});
+          KDNAS_CHECK_CLOSE(got3, want3, tol, name_of(be, "[2, 5, K] rows"));
+          const Tensor wide = random_tensor({6, 2 * K}, rng, dt);
+          const Tensor xs = wide.narrow(1, 0, K);
+          KDNAS_CHECK_CLOSE(linear_forward(ctx, xs, cw, bias),
+                            linear_forward(ref, xs.to(DType::F32), w.to(DType::F32), bias), tol,
+                            name_of(be, "strided x"));
+        }
+      }
+    }
+    // Misuse: the plain linear's checks and messages.
+    Context ctx;
+    const ConstWeights cw = const_weights(random_tensor({4, 8}, rng));
+    CHECK_THROWS_WITH(linear_forward(ctx, random_tensor({2, 9}, rng), cw),
+                      doctest::Contains("w must be [N, K]"));
+    CHECK_THROWS_WITH(linear_forward(ctx, random_tensor({2, 8}, rng, DType::BF16), cw),
+                      doctest::Contains("linear"));
+    CHECK_THROWS_WITH(linear_forward(ctx, random_tensor({2, 8}, rng), cw, random_tensor({3}, rng)),
+                      doctest::Contains("bias"));
+    CHECK_THROWS_WITH(const_weights(random_tensor({8}, rng)), doctest::Contains("[N, K]"));
+    CHECK(const_weights(cw.w).id != cw.id);
+  }
+
   TEST_CASE("matmul with an empty dim") {
     Rng rng(7);
     for (Backend be : compiled_cpu_backends()) {
