@@ -76,24 +76,23 @@ Tensor sum_to_shape(Context& ctx, Tensor full, const Shape& like) {
 Variable matmul_bf16(Context& ctx, const Variable& a, const Variable& b, const Tensor& av,
                      const Tensor& bv) {
   const Tensor ab = cast(ctx, av, DType::BF16), bb = cast(ctx, bv, DType::BF16);  // contiguous
-  return record_op(ctx, "matmul", matmul_forward(ctx, ab, bb), {a, b},
-                   [ab, bb](Context& c, const Tensor& d) -> Grads {
-                     const Tensor d16 = cast(c, d, DType::BF16);  // [batch..., M, N]
-                     // da = dout · bᵀ, db = aᵀ · dout, over transposed views (no copies).
-                     Tensor da = sum_to_shape(
-                         c, matmul_forward(c, d16, bb.transpose(-1, -2)), ab.shape());
-                     Tensor db;
-                     if (bb.dim() == 2) {  // b shared by every batch: one GEMM over all rows
-                       const int64_t K = ab.size(-1), N = bb.size(-1);
-                       db = matmul_forward(c, ab.reshape({ab.numel() / std::max<int64_t>(K, 1), K})
-                                                  .transpose(0, 1),
-                                           d16.reshape({d16.numel() / std::max<int64_t>(N, 1), N}));
-                     } else {
-                       db = sum_to_shape(c, matmul_forward(c, ab.transpose(-1, -2), d16),
-                                         bb.shape());
-                     }
-                     return {da, db};
-                   });
+  return record_op(
+      ctx, "matmul", matmul_forward(ctx, ab, bb), {a, b},
+      [ab, bb](Context& c, const Tensor& d) -> Grads {
+        const Tensor d16 = cast(c, d, DType::BF16);  // [batch..., M, N]
+        // da = dout · bᵀ, db = aᵀ · dout, over transposed views (no copies).
+        Tensor da = sum_to_shape(c, matmul_forward(c, d16, bb.transpose(-1, -2)), ab.shape());
+        Tensor db;
+        if (bb.dim() == 2) {  // b shared by every batch: one GEMM over all rows
+          const int64_t K = ab.size(-1), N = bb.size(-1);
+          db = matmul_forward(c,
+                              ab.reshape({ab.numel() / std::max<int64_t>(K, 1), K}).transpose(0, 1),
+                              d16.reshape({d16.numel() / std::max<int64_t>(N, 1), N}));
+        } else {
+          db = sum_to_shape(c, matmul_forward(c, ab.transpose(-1, -2), d16), bb.shape());
+        }
+        return {da, db};
+      });
 }
 
 // x [..., K] · w [N, K]ᵀ + bias [N] with bf16 x and w; the bias and its gradient stay f32.
@@ -107,7 +106,7 @@ Variable linear_bf16(Context& ctx, const Variable& x, const Variable& w, const V
         const int64_t K = xb.size(-1), N = wb.size(0);
         const int64_t rows = shape_numel(Shape(xb.shape().begin(), xb.shape().end() - 1));
         const Tensor d2 = cast(c, d, DType::BF16).reshape({rows, N});  // [rows, N]
-        Tensor dx = matmul_forward(c, d2, wb).view(xb.shape());         // [rows, N] · [N, K]
+        Tensor dx = matmul_forward(c, d2, wb).view(xb.shape());        // [rows, N] · [N, K]
         Tensor dw = matmul_forward(c, d2.transpose(0, 1), xb.reshape({rows, K}));  // [N, K]
         Tensor db = has_bias ? sum(c, d.reshape({rows, N}), 0) : Tensor();  // f32 dout's rows
         return {dx, dw, db};
