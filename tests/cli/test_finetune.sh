@@ -89,6 +89,16 @@ ev=$(accuracy_of "$work/eval.json" "")
 awk -v a="$ev" -v b="$test" 'BEGIN { d = a - b; exit !(d < 1e-9 && d > -1e-9) }' \
   || fail "eval accuracy $ev differs from finetune's test accuracy $test"
 
+# --precision bf16 (bf16 training GEMMs, f32 master weights): the same recipe still learns, and
+# the result says which precision trained it.
+"$kdnas" finetune --model "$work/model" --train "$work/train.tsv" --dev "$work/dev.tsv" \
+  --epochs 4 "${common[@]}" --precision bf16 --out "$work/ft16" >"$work/ft16.txt"
+tail -1 "$work/ft16.txt" | grep -q '"precision":"bf16"' || fail "the bf16 result does not say bf16"
+grep -q '"precision":"f32"' "$work/ft.json" || fail "the default result does not say f32"
+dev16=$(tail -1 "$work/ft16.txt" >"$work/ft16.json"; accuracy_of "$work/ft16.json" dev)
+echo "single, bf16: dev accuracy $dev16"
+awk -v d="$dev16" 'BEGIN { exit !(d >= 0.8) }' || fail "bf16: dev accuracy near chance: $dev16"
+
 # 2. Sentence pairs.
 "$kdnas" finetune --model "$work/model" --train "$work/ptrain.tsv" --dev "$work/pdev.tsv" \
   --epochs 6 "${common[@]}" --out "$work/pft" >"$work/pft.txt"
