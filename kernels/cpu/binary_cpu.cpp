@@ -21,7 +21,12 @@
 namespace kdnas {
 namespace {
 
-constexpr int64_t kGrain = 16384;  // below this, one thread is faster than waking two
+// Elements below which one thread runs. A passive-waiting OpenMP team (OMP_WAIT_POLICY=PASSIVE,
+// what the benches use) must be woken for every parallel region, which costs more than half the
+// work at these sizes. XLM-R Base, batch 1, [128, 768]: 39 us per add on 2 threads and 27 us on 1
+// (kdnas bench --profile, shared machine). 2^17 floats (512 KiB) keeps a batch-1 activation on one
+// thread and larger tensors on all of them.
+constexpr int64_t kGrain = int64_t(1) << 17;
 
 // out[i] = f(a[i * sa], b[i * sb]) for i < n, with unit-stride and broadcast patterns written
 // out so that each compiles to a plain SIMD loop. Inlined into the ISA clones of binary_row.

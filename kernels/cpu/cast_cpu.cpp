@@ -31,7 +31,12 @@
 namespace kdnas {
 namespace {
 
-constexpr int64_t kGrain = 32768;  // below this, one thread is faster than waking two
+// Elements below which one thread runs. A passive-waiting OpenMP team (OMP_WAIT_POLICY=PASSIVE,
+// what the benches use) must be woken for every parallel region, which costs more than half the
+// work at these sizes. XLM-R Base, batch 1, [128, 768]: 20 us per f32 -> bf16 cast on 2 threads
+// (kdnas bench --profile, shared machine). 2^17 floats (512 KiB) keeps a batch-1 activation on one
+// thread and larger tensors on all of them.
+constexpr int64_t kGrain = int64_t(1) << 17;
 
 // f32 -> bf16, round to nearest even: add 0x7fff plus the lowest kept bit, keep the top half.
 // NaNs keep their top bits with the quiet bit (0x40 of the bf16) set.
