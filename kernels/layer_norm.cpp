@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "kernels/binary.h"
 #include "kernels/cpu/layer_norm_cpu.h"
 #include "kernels/cuda/layer_norm_cuda.h"
 #include "kernels/dispatch.h"
@@ -79,6 +80,40 @@ LayerNormOutput layer_norm_forward(Context& ctx, const Tensor& x, const Tensor& 
     no_kernel(op, r, x.dtype());
   }
   return res;
+}
+
+Tensor add_layer_norm_forward(Context& ctx, const Tensor& x, const Tensor& residual,
+                              const Tensor& gamma, const Tensor& beta, double eps) {
+  const char* op = "add_layer_norm";
+  check_dtype(op, "x", x, {DType::F32, DType::F64});
+  check_dtype(op, "residual", residual, {x.dtype()});
+  check_same_shape(op, "x", x, "residual", residual);
+  const auto [rows, C] = rows_of(op, x);
+  check_param(op, "gamma", gamma, x, C);
+  check_param(op, "beta", beta, x, C);
+  check_same_device(op, {&x, &residual, &gamma, &beta});
+  KDNAS_CHECK(std::isfinite(eps) && eps >= 0, op, ": eps must be finite and >= 0, got ", eps,
+              " (x is ", x.shape(), ")");
+  const Route r = route_for(ctx, op, x);
+  if (r == Route::Cuda) return layer_norm_forward(ctx, add(ctx, x, residual), gamma, beta, eps).out;
+  ProfileScope prof(ctx, op);
+  if (prof) prof.set(r, {&x, &residual, &gamma, &beta}, double(x.nbytes()));
+  Tensor xc = x.contiguous(), rc = residual.contiguous();
+  Tensor gc = gamma.contiguous(), bc = beta.contiguous();
+  Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
+  if (rows == 0) return out;
+  if (r == Route::Ref || x.dtype() == DType::F64) {
+    dispatch_float(op, x.dtype(), [&]<typename T>() {
+      add_layer_norm_forward_ref(out.data<T>(), xc.data<T>(), rc.data<T>(), gc.data<T>(),
+                                 bc.data<T>(), rows, C, T(eps));
+    });
+  } else if (r == Route::Omp || r == Route::Onednn) {
+    add_layer_norm_forward_cpu(ctx, out.data<float>(), xc.data<float>(), rc.data<float>(),
+                               gc.data<float>(), bc.data<float>(), rows, C, float(eps));
+  } else {
+    no_kernel(op, r, x.dtype());
+  }
+  return out;
 }
 
 LayerNormGrads layer_norm_backward(Context& ctx, const Tensor& dout, const Tensor& x,

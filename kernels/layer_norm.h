@@ -23,6 +23,16 @@ struct LayerNormOutput {
 LayerNormOutput layer_norm_forward(Context& ctx, const Tensor& x, const Tensor& gamma,
                                    const Tensor& beta, double eps);
 
+// out = LayerNorm(x + residual): the post-LN transformer's "add & norm" in one pass over the
+// rows (the unfused pair reads x, residual, writes the sum, reads it back and writes out). The
+// sum is rounded to x's dtype first, so the result is layer_norm_forward(add(x, residual)).out,
+// bit for bit on the Ref and Omp/Onednn CPU kernels. x, residual: [..., C], the same shape (no
+// broadcasting), any strides; gamma, beta: [C]. dtype and backends as layer_norm_forward; on
+// CUDA it runs as those two ops. Inference only: no statistics, no backward (the training path
+// records add and layer_norm as two tape nodes).
+Tensor add_layer_norm_forward(Context& ctx, const Tensor& x, const Tensor& residual,
+                              const Tensor& gamma, const Tensor& beta, double eps);
+
 struct LayerNormGrads {
   Tensor dx;      // [..., C], x's shape
   Tensor dgamma;  // [C], summed over all rows

@@ -4,7 +4,9 @@
 // What differs from Encoder::forward (the training path) — and why it is faster:
 //   - no autograd graph, no dropout;
 //   - Q, K and V come from one GEMM against the concatenated [3C, C] weight;
-//   - attention reads Q, K, V as strided views of that GEMM's output (no permute copies);
+//   - attention reads Q, K, V as strided views of that GEMM's output (f32, int8) or, in bf16,
+//     from one copy that makes every head contiguous (AMX runs those GEMMs ~2x faster);
+//   - the residual add and the LayerNorm after it are one op (add_layer_norm_forward);
 //   - the FFN's GELU and every bias run as GEMM epilogues;
 //   - dtype bf16: weights are converted to bf16 once, activations right before each GEMM, and
 //     accumulation stays f32 (LayerNorm and softmax run in f32).

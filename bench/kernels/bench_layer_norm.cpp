@@ -6,6 +6,7 @@
 // kernels/layer_norm.cpp chose); onednn_primitive calls oneDNN's layer_normalization kernel
 // directly, so the choice can be re-measured on another machine.
 #include "bench/bench_util.h"
+#include "kernels/binary.h"
 #include "kernels/cpu/layer_norm_cpu.h"
 #include "kernels/layer_norm.h"
 #include "tensor/rng.h"
@@ -88,12 +89,33 @@ void BM_layer_norm_backward(benchmark::State& state, Backend be, bool primitive)
             [&] { benchmark::DoNotOptimize(run().dx.raw_data()); });
 }
 
+// Inference's "add & norm", LayerNorm(x + residual): fused = add_layer_norm_forward (one pass
+// over the rows), unfused = add then layer_norm_forward (what it replaces). Reads x and the
+// residual, writes out.
+void BM_add_layer_norm_forward(benchmark::State& state, Backend be, bool fused) {
+  Context ctx(be, bench_threads()), ref(Backend::Ref);
+  const int64_t rows = state.range(0), C = state.range(1);
+  Inputs in = make_inputs(rows, C);
+  const Tensor& res = in.dout;  // any second [rows, C] tensor
+  auto run = [&] {
+    return fused ? add_layer_norm_forward(ctx, in.x, res, in.gamma, in.beta, kEps)
+                 : layer_norm_forward(ctx, add(ctx, in.x, res), in.gamma, in.beta, kEps).out;
+  };
+  const Tensor want = add_layer_norm_forward(ref, in.x, res, in.gamma, in.beta, kEps);
+  if (!validate(state, run(), want, 1e-5, 1e-5)) return;
+  const size_t data = in.x.nbytes(), par = 2 * in.gamma.nbytes();
+  run_timed(state, ctx, {double(3 * data + par), 0, 2 * data, data},
+            [&] { benchmark::DoNotOptimize(run().raw_data()); });
+}
+
 void shapes(benchmark::internal::Benchmark* b) {
   b->Args({128, 768})->Args({128, 3072})->UseManualTime()->Unit(benchmark::kMicrosecond);
 }
 
 BENCHMARK_CAPTURE(BM_layer_norm_forward, omp, Backend::Omp, false)->Apply(shapes);
 BENCHMARK_CAPTURE(BM_layer_norm_backward, omp, Backend::Omp, false)->Apply(shapes);
+BENCHMARK_CAPTURE(BM_add_layer_norm_forward, omp_fused, Backend::Omp, true)->Apply(shapes);
+BENCHMARK_CAPTURE(BM_add_layer_norm_forward, omp_unfused, Backend::Omp, false)->Apply(shapes);
 
 // The oneDNN variants exist only in builds with oneDNN.
 [[maybe_unused]] const bool registered = [] {

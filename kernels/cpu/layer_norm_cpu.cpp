@@ -23,7 +23,13 @@
 namespace kdnas {
 namespace {
 
-constexpr int64_t kGrain = 16384;  // elements; below this one thread beats waking two
+constexpr int64_t kGrain = 16384;  // elements; below this one thread beats waking two (backward)
+// The forward's: rows * C below which one thread runs. A passive-waiting OpenMP team
+// (OMP_WAIT_POLICY=PASSIVE, what the benches use) must be woken for every parallel region, which
+// costs more than half the work at these sizes: XLM-R Base, batch 1, [128, 768] took 31 us per
+// forward on 2 threads and 27 us on 1 (kdnas bench --profile, shared machine). 2^17 floats
+// (512 KiB) keeps a batch-1 activation on one thread and larger tensors on all of them.
+constexpr int64_t kFwdGrain = int64_t(1) << 17;
 
 // sum_i f(i) over [0, n). Long rows are summed as four independent vector sums over the four
 // quarters of the range: with one accumulator every vector add waits for the previous one
@@ -50,21 +56,43 @@ __attribute__((always_inline)) inline float sum4(int64_t n, F f) {
   return (s0 + s1) + (s2 + s3);
 }
 
+// One row of the forward: o = LayerNorm(x), its mean and rstd in m and s. o may be x (the last
+// loop reads and writes element by element, after the two statistics are done).
+__attribute__((always_inline)) inline void ln_fwd_row(float* o, const float* x, const float* gamma,
+                                                      const float* beta, int64_t C, float inv_c,
+                                                      float eps, float& m, float& s) {
+  m = sum4(C, [&](int64_t c) { return x[c]; }) * inv_c;
+  const float mm = m;
+  const float var = sum4(C, [&](int64_t c) { return (x[c] - mm) * (x[c] - mm); }) * inv_c;
+  s = 1.0f / std::sqrt(var + eps);
+  const float ss = s;
+#pragma omp simd
+  for (int64_t c = 0; c < C; ++c) o[c] = (x[c] - mm) * ss * gamma[c] + beta[c];
+}
+
 // Rows [r0, r1) of the forward.
 KDNAS_CPU_CLONES void ln_fwd_rows(float* out, float* mean, float* rstd, const float* inp,
                                   const float* gamma, const float* beta, int64_t r0, int64_t r1,
                                   int64_t C, float eps) {
   const float inv_c = 1.0f / float(C);
+  for (int64_t r = r0; r < r1; ++r)
+    ln_fwd_row(out + r * C, inp + r * C, gamma, beta, C, inv_c, eps, mean[r], rstd[r]);
+}
+
+// Rows [r0, r1) of the fused add + forward: the row's sum goes to out (one read of each input,
+// one write), and is normalised in place while it sits in L1.
+KDNAS_CPU_CLONES void add_ln_fwd_rows(float* out, const float* inp, const float* residual,
+                                      const float* gamma, const float* beta, int64_t r0,
+                                      int64_t r1, int64_t C, float eps) {
+  const float inv_c = 1.0f / float(C);
   for (int64_t r = r0; r < r1; ++r) {
-    const float* x = inp + r * C;
     float* o = out + r * C;
-    const float m = sum4(C, [&](int64_t c) { return x[c]; }) * inv_c;
-    const float var = sum4(C, [&](int64_t c) { return (x[c] - m) * (x[c] - m); }) * inv_c;
-    const float s = 1.0f / std::sqrt(var + eps);
+    const float* x = inp + r * C;
+    const float* y = residual + r * C;
 #pragma omp simd
-    for (int64_t c = 0; c < C; ++c) o[c] = (x[c] - m) * s * gamma[c] + beta[c];
-    mean[r] = m;
-    rstd[r] = s;
+    for (int64_t c = 0; c < C; ++c) o[c] = x[c] + y[c];
+    float m, s;
+    ln_fwd_row(o, o, gamma, beta, C, inv_c, eps, m, s);
   }
 }
 
@@ -156,8 +184,16 @@ KDNAS_CPU_CLONES void sum_partials(float* out, const float* part, int64_t nb, in
 void layer_norm_forward_cpu(Context& ctx, float* out, float* mean, float* rstd, const float* inp,
                             const float* gamma, const float* beta, int64_t rows, int64_t C,
                             float eps) {
-  parallel_for(ctx, rows, std::max<int64_t>(1, kGrain / C), [&](int64_t b, int64_t e) {
+  parallel_for(ctx, rows, std::max<int64_t>(1, kFwdGrain / C), [&](int64_t b, int64_t e) {
     ln_fwd_rows(out, mean, rstd, inp, gamma, beta, b, e, C, eps);
+  });
+}
+
+void add_layer_norm_forward_cpu(Context& ctx, float* out, const float* inp, const float* residual,
+                                const float* gamma, const float* beta, int64_t rows, int64_t C,
+                                float eps) {
+  parallel_for(ctx, rows, std::max<int64_t>(1, kFwdGrain / C), [&](int64_t b, int64_t e) {
+    add_ln_fwd_rows(out, inp, residual, gamma, beta, b, e, C, eps);
   });
 }
 

@@ -14,6 +14,12 @@ namespace kdnas {
 void layer_norm_forward_cpu(Context& ctx, float* out, float* mean, float* rstd, const float* inp,
                             const float* gamma, const float* beta, int64_t rows, int64_t C,
                             float eps);
+// out = LayerNorm(inp + residual) per row, no statistics (kernels/ref/layer_norm_ref.h): each
+// row's sum is written to out and normalised there while it is in L1, by the same row code as
+// layer_norm_forward_cpu, so the result is bit-identical to add then layer_norm on this backend.
+void add_layer_norm_forward_cpu(Context& ctx, float* out, const float* inp, const float* residual,
+                                const float* gamma, const float* beta, int64_t rows, int64_t C,
+                                float eps);
 void layer_norm_backward_cpu(Context& ctx, float* dinp, float* dgamma, float* dbeta,
                              const float* dout, const float* inp, const float* gamma,
                              const float* mean, const float* rstd, int64_t rows, int64_t C);

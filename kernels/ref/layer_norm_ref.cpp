@@ -27,6 +27,18 @@ void layer_norm_forward_ref(T* out, T* mean, T* rstd, const T* inp, const T* gam
 }
 
 template <typename T>
+void add_layer_norm_forward_ref(T* out, const T* inp, const T* residual, const T* gamma,
+                                const T* beta, int64_t rows, int64_t C, T eps) {
+  // The sum goes into out, then each row is normalised in place (the reference LayerNorm reads
+  // a row entirely, for its two statistics, before it writes any of it).
+  for (int64_t i = 0; i < rows * C; ++i) out[i] = inp[i] + residual[i];
+  for (int64_t r = 0; r < rows; ++r) {
+    T m, s;
+    layer_norm_forward_ref(out + r * C, &m, &s, out + r * C, gamma, beta, 1, C, eps);
+  }
+}
+
+template <typename T>
 void layer_norm_backward_ref(T* dinp, T* dgamma, T* dbeta, const T* dout, const T* inp,
                              const T* gamma, const T* mean, const T* rstd, int64_t rows,
                              int64_t C) {
@@ -60,7 +72,9 @@ void layer_norm_backward_ref(T* dinp, T* dgamma, T* dbeta, const T* dout, const 
   template void layer_norm_forward_ref<T>(T*, T*, T*, const T*, const T*, const T*, int64_t,   \
                                           int64_t, T);                                         \
   template void layer_norm_backward_ref<T>(T*, T*, T*, const T*, const T*, const T*, const T*, \
-                                           const T*, int64_t, int64_t);
+                                           const T*, int64_t, int64_t);                      \
+  template void add_layer_norm_forward_ref<T>(T*, const T*, const T*, const T*, const T*,       \
+                                              int64_t, int64_t, T);
 KDNAS_INSTANTIATE(float)
 KDNAS_INSTANTIATE(double)
 #undef KDNAS_INSTANTIATE

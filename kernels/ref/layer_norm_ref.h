@@ -18,6 +18,13 @@ template <typename T>
 void layer_norm_forward_ref(T* out, T* mean, T* rstd, const T* inp, const T* gamma, const T* beta,
                             int64_t rows, int64_t C, T eps);
 
+// The post-LN transformer's "add & norm", for inference: per row, s = x + residual (rounded to
+// T), then out = the LayerNorm above of s; no statistics. out: [rows, C] (=); inp, residual:
+// [rows, C]; gamma, beta: [C]. Exactly layer_norm_forward_ref of the rounded sum.
+template <typename T>
+void add_layer_norm_forward_ref(T* out, const T* inp, const T* residual, const T* gamma,
+                                const T* beta, int64_t rows, int64_t C, T eps);
+
 // With xhat = (x - mean) * rstd and g = dout * gamma (the gradient w.r.t. xhat):
 //   dinp[r, c] = rstd[r] * (g[c] - mean_c(g) - xhat[c] * mean_c(g * xhat))
 //   dgamma[c]  = sum_r dout[r, c] * xhat[r, c]

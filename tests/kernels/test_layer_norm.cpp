@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "kernels/binary.h"
 #include "kernels/cpu/layer_norm_cpu.h"
 #include "kernels/layer_norm.h"
 #include "tests/test_util.h"
@@ -217,5 +218,69 @@ TEST_CASE("layer_norm misuse names the op and the shapes") {
         layer_norm_backward(ctx, x, x, g3, y.mean, Tensor::ones({2, 1}));
       },
       {"layer_norm_backward", "rstd", "[2, 1]"});
+}
+
+// add_layer_norm (inference's "add & norm") is layer_norm of the rounded sum: within f32
+// tolerance of the reference everywhere, and bit for bit the unfused pair on its own backend.
+TEST_CASE("add_layer_norm is layer_norm(add(x, residual)) on every backend") {
+  Context ref(Backend::Ref);
+  Rng rng(11);
+  const double eps = 1e-5;
+  std::vector<Backend> backends = fast_backends();
+  backends.push_back(Backend::Ref);
+  for (Backend be : backends) {
+    Context ctx(be);
+    for (int64_t C : kCs) {
+      for (int64_t rows : {int64_t(1), int64_t(7), kT, kB * kT}) {
+        Tensor x = random_tensor({rows, C}, rng, DType::F32, -2.f, 4.f);
+        Tensor res = random_tensor({rows, C}, rng, DType::F32, -3.f, 3.f);
+        Tensor gamma = random_tensor({C}, rng, DType::F32, 0.5f, 1.5f);
+        Tensor beta = random_tensor({C}, rng, DType::F32, -0.5f, 0.5f);
+        const std::string what = std::string("add_layer_norm ") + backend_name(be) + " [" +
+                                 std::to_string(rows) + ", " + std::to_string(C) + "]";
+        const Tensor got = add_layer_norm_forward(ctx, x, res, gamma, beta, eps);
+        const Tensor want = layer_norm_forward(ref, add(ref, x, res), gamma, beta, eps).out;
+        KDNAS_CHECK_CLOSE(got, want, kF32, what);
+        const Tensor same = layer_norm_forward(ctx, add(ctx, x, res), gamma, beta, eps).out;
+        KDNAS_CHECK_CLOSE(got, same, (Tol{0, 0}), what + " vs add + layer_norm, same backend");
+      }
+    }
+  }
+}
+
+TEST_CASE("add_layer_norm on strided views, in f64, with no rows, and misuse") {
+  Context ref(Backend::Ref);
+  Rng rng(12);
+  // [T, B, C] storage viewed as [B, T, C], and a residual in a padded buffer.
+  Tensor x = random_tensor({5, 3, 33}, rng).transpose(0, 1);
+  Tensor res = noncontiguous(random_tensor({3, 5, 33}, rng));
+  Tensor gamma = random_tensor({33}, rng), beta = random_tensor({33}, rng);
+  const Tensor want =
+      layer_norm_forward(ref, add(ref, x, res).contiguous(), gamma, beta, 1e-5).out;
+  for (Backend be : compiled_cpu_backends()) {
+    Context ctx(be);
+    KDNAS_CHECK_CLOSE(add_layer_norm_forward(ctx, x, res, gamma, beta, 1e-5), want, kF32,
+                      std::string("add_layer_norm strided ") + backend_name(be));
+    Tensor empty = add_layer_norm_forward(ctx, Tensor::zeros({0, 8}), Tensor::zeros({0, 8}),
+                                          Tensor::ones({8}), Tensor::zeros({8}), 1e-5);
+    CHECK(empty.shape() == Shape{0, 8});
+  }
+  // f64 runs on the reference: the sum, then the textbook LayerNorm.
+  Tensor xd = random_tensor({4, 9}, rng, DType::F64), rd = random_tensor({4, 9}, rng, DType::F64);
+  Tensor gd = random_tensor({9}, rng, DType::F64), bd = random_tensor({9}, rng, DType::F64);
+  KDNAS_CHECK_CLOSE(add_layer_norm_forward(ref, xd, rd, gd, bd, 1e-5),
+                    layer_norm_forward(ref, add(ref, xd, rd), gd, bd, 1e-5).out, (Tol{0, 0}),
+                    "add_layer_norm f64");
+  Context ctx;
+  Tensor x2 = Tensor::zeros({2, 3}), g3 = Tensor::ones({3}), b3 = Tensor::zeros({3});
+  check_throws_with([&] { add_layer_norm_forward(ctx, x2, Tensor::zeros({2, 4}), g3, b3, 1e-5); },
+                    {"add_layer_norm", "residual", "[2, 3]", "[2, 4]"});
+  check_throws_with([&] { add_layer_norm_forward(ctx, x2, Tensor::zeros({3}), g3, b3, 1e-5); },
+                    {"add_layer_norm", "[2, 3]", "[3]"});
+  check_throws_with([&] { add_layer_norm_forward(ctx, x2, x2, Tensor::ones({4}), b3, 1e-5); },
+                    {"add_layer_norm", "gamma", "[4]"});
+  check_throws_with(
+      [&] { add_layer_norm_forward(ctx, x2, x2.to(DType::F64), g3, b3, 1e-5); },
+      {"add_layer_norm", "residual", "f64"});
 }
 }
