@@ -43,10 +43,10 @@ InferenceEncoder::InferenceEncoder(const Encoder& enc, DType dtype, Device devic
       L.q1 = quantize_linear(ctx, host(l.inter_w), host(l.inter_b));
       L.q2 = quantize_linear(ctx, host(l.out_w), host(l.out_b));
     } else {
-      L.wqkv = put(wqkv.to(dtype)), L.bqkv = put(bqkv);
-      L.wo = w(l.attn_out_w), L.bo = f(l.attn_out_b);
-      L.w1 = w(l.inter_w), L.b1 = f(l.inter_b);
-      L.w2 = w(l.out_w), L.b2 = f(l.out_b);
+      L.wqkv = const_weights(put(wqkv.to(dtype))), L.bqkv = put(bqkv);
+      L.wo = const_weights(w(l.attn_out_w)), L.bo = f(l.attn_out_b);
+      L.w1 = const_weights(w(l.inter_w)), L.b1 = f(l.inter_b);
+      L.w2 = const_weights(w(l.out_w)), L.b2 = f(l.out_b);
     }
     L.ln1_w = f(l.attn_ln_w), L.ln1_b = f(l.attn_ln_b);
     L.ln2_w = f(l.out_ln_w), L.ln2_b = f(l.out_ln_b);

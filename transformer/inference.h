@@ -52,13 +52,19 @@ class InferenceEncoder {
 
  private:
   struct Layer {
-    // f32 / bf16: the weights below; i8: the quantised qkv, o, ffn1, ffn2 instead.
+    // f32 / bf16: the weights below; i8: the quantised qkv, o, ffn1, ffn2 instead. The GEMM
+    // weights are ConstWeights (kernels/matmul.h): on oneDNN each is reordered once, at its first
+    // use in a Context, into the layout the primitive prefers, and kept there.
     QuantizedLinear qqkv, qo, q1, q2;
-    Tensor wqkv, bqkv;    // [3C, C] (f32 or bf16), [3C] f32
-    Tensor wo, bo;        // [C, C], [C]
+    ConstWeights wqkv;    // [3C, C] (f32 or bf16)
+    Tensor bqkv;          // [3C] f32
+    ConstWeights wo;      // [C, C]
+    Tensor bo;            // [C]
     Tensor ln1_w, ln1_b;  // [C]
-    Tensor w1, b1;        // [FF, C], [FF]
-    Tensor w2, b2;        // [C, FF], [C]
+    ConstWeights w1;      // [FF, C]
+    Tensor b1;            // [FF]
+    ConstWeights w2;      // [C, FF]
+    Tensor b2;            // [C]
     Tensor ln2_w, ln2_b;  // [C]
   };
   EncoderConfig cfg_;
