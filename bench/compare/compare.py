@@ -33,6 +33,7 @@ sys.path.insert(0, HERE)
 from xlmr import export_onnx, load_model, read_safetensors, set_threads  # noqa: E402
 from quantize import quantize_dynamic  # noqa: E402
 
+POLICIES = ["default", "PASSIVE", "ACTIVE"]
 SHAPES = {"xlmr-base": "tests/data/configs/xlmr-base.json",
           "6L-384H": "tests/data/configs/student-6L-384H.json",
           "4L-256H": "tests/data/configs/student-4L-256H.json"}
@@ -48,20 +49,31 @@ def csv(s, f=str):
 
 # ---- runtimes ---------------------------------------------------------------------------------
 
-class Ort:
-    def __init__(self):
-        self.p = subprocess.Popen(["node", os.path.join(HERE, "ort_worker.js")], cwd=HERE,
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+def policy_env(policy, base=None):
+    """The environment for a process run under an OpenMP wait policy: 'default' leaves
+    OMP_WAIT_POLICY unset (libgomp: spin a while, then sleep), PASSIVE / ACTIVE set it."""
+    env = dict(os.environ if base is None else base)
+    env.pop("OMP_WAIT_POLICY", None)
+    if policy != "default":
+        env["OMP_WAIT_POLICY"] = policy
+    return env
+
+
+class Worker:
+    """A runtime in a process of its own, one JSON command a line (ort_worker.js, torch_worker.py)."""
+    def __init__(self, argv, env=None):
+        self.p = subprocess.Popen(argv, cwd=HERE, env=env, stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
 
     def call(self, **c):
         self.p.stdin.write(json.dumps(c) + "\n")
         self.p.stdin.flush()
         line = self.p.stdout.readline()
         if not line:
-            raise RuntimeError("ONNX Runtime worker died")
+            raise RuntimeError(f"worker {self.p.args} died")
         r = json.loads(line)
         if not r.get("ok"):
-            raise RuntimeError(f"ONNX Runtime worker: {r.get('error')}")
+            raise RuntimeError(f"worker {self.p.args}: {r.get('error')}")
         return r
 
     def close(self):
@@ -73,8 +85,8 @@ class Ort:
             self.p.kill()
 
 
-def kdnas_env(threads):
-    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+def kdnas_env(a):
+    env = policy_env(a.kdnas_wait_policy)
     env.pop("OMP_NUM_THREADS", None)
     return env
 
@@ -83,7 +95,7 @@ def kdnas_bench(a, model, batch, seq, threads, dtype, runs, warmup):
     cmd = [a.kdnas, "bench", "--model", model, "--batch", str(batch), "--seq", str(seq),
            "--threads", str(threads), "--dtype", dtype, "--runs", str(runs),
            "--warmup", str(warmup), "--json"]
-    out = subprocess.run(cmd, env=kdnas_env(threads), check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(cmd, env=kdnas_env(a), check=True, capture_output=True, text=True).stdout
     j = json.loads(out.strip().splitlines()[-1])
     for k in ("median_ms", "min_ms", "dtype", "threads", "batch", "seq"):
         if k not in j:
@@ -93,24 +105,15 @@ def kdnas_bench(a, model, batch, seq, threads, dtype, runs, warmup):
     return j
 
 
-def torch_ids(batch, seq, vocab, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(3, vocab, (batch, seq), generator=g)
-    ids[:, 0], ids[:, -1] = 0, 2
-    return ids, torch.ones_like(ids)
-
-
-def torch_times(model, ids, mask, threads, runs, warmup):
-    if set_threads(threads) not in (None, threads):
-        raise RuntimeError(f"OpenBLAS did not take {threads} threads")
-    ms = []
-    with torch.inference_mode():
-        for i in range(warmup + runs):
-            t0 = time.perf_counter()
-            model(ids, mask)
-            if i >= warmup:
-                ms.append((time.perf_counter() - t0) * 1e3)
-    return ms
+def torch_workers(a):
+    """One torch_worker.py per distinct wait policy in --torch-wait-policy; {dtype: worker}."""
+    by_policy, out = {}, {}
+    for dt, pol in a.torch_wait_policy.items():
+        if pol not in by_policy:
+            by_policy[pol] = Worker([sys.executable, os.path.join(HERE, "torch_worker.py")],
+                                    env=policy_env(pol))
+        out[dt] = by_policy[pol]
+    return out
 
 
 # ---- preparation and check ----------------------------------------------------------------------
@@ -162,7 +165,7 @@ def check(a, name, m, ort, rows):
     kdnas_dtypes = ["f32"] + (["bf16"] if a.bf16 else []) + (["int8"] if a.int8 else [])
     for dtype in kdnas_dtypes:
         subprocess.run([a.kdnas, "encode", "--model", m["dir"], "--ids", spec, "--dtype", dtype,
-                        "--out", out], check=True, stdout=subprocess.DEVNULL, env=kdnas_env(1))
+                        "--out", out], check=True, stdout=subprocess.DEVNULL, env=kdnas_env(a))
         st = read_safetensors(out)
         if "hidden_states" not in st or "attention_mask" not in st:
             raise RuntimeError(f"kdnas encode wrote {sorted(st)}; expected hidden_states, attention_mask")
@@ -207,9 +210,8 @@ def check(a, name, m, ort, rows):
 
 # ---- timing -------------------------------------------------------------------------------------
 
-def time_config(a, name, m, ort, batch, threads):
+def time_config(a, name, m, ort, tw, batch, threads):
     seq = a.seq
-    ids, mask = torch_ids(batch, seq, m["cfg"]["vocab_size"])
     runtimes = [("kdnas", "f32"), ("torch", "f32"), ("ort", "f32")]
     if a.bf16:
         runtimes += [("kdnas", "bf16"), ("torch", "bf16")]
@@ -233,8 +235,8 @@ def time_config(a, name, m, ort, batch, threads):
                 r["min"] = min(r["min"], j["min_ms"])
             else:
                 if rt == "torch":
-                    model = m["torch"] if dt == "f32" else m["torch_bf16"]
-                    ms = torch_times(model, ids, mask, threads, a.runs, a.warmup)
+                    ms = tw[dt].call(cmd="run", key=f"{name}-{dt}", batch=batch, seq=seq,
+                                     threads=threads, warmup=a.warmup, runs=a.runs)["ms"]
                 else:
                     ms = ort.call(cmd="run", key=keys[dt], batch=batch, seq=seq, warmup=a.warmup,
                                   runs=a.runs, seed=1)["ms"]
@@ -308,7 +310,7 @@ def distill(a, teacher_dir):
     for rnd in range(a.distill_rounds):
         for who in (["kdnas", "torch"] if rnd % 2 == 0 else ["torch", "kdnas"]):
             if who == "kdnas":
-                env = dict(os.environ, TEACHER_DTYPE=a.distill_teacher_dtype)
+                env = dict(os.environ, TEACHER_DTYPE=a.distill_teacher_dtype)  # the script sets PASSIVE
                 out = subprocess.run(["bash", os.path.join(ROOT, "bench/distill/bench_distill_step.sh"),
                                       a.kdnas, str(a.distill_threads), str(a.distill_steps)],
                                      env=env, check=True, capture_output=True, text=True).stdout
@@ -321,7 +323,7 @@ def distill(a, teacher_dir):
                                       "--teacher", teacher_dir, "--threads", str(a.distill_threads),
                                       "--steps", str(a.distill_steps),
                                       "--teacher-dtype", a.distill_teacher_dtype],
-                                     check=True, capture_output=True, text=True).stdout
+                                     env=policy_env(a.torch_wait_policy["f32"]), check=True, capture_output=True, text=True).stdout
                 rows["torch"].append(json.loads(out.strip().splitlines()[-1]))
             extra = rows[who][-1].get("phase_median_ms")
             extra = ("  (" + ", ".join(f"{k} {v:.0f}" for k, v in extra.items()) + " ms)") if extra else ""
@@ -386,7 +388,10 @@ def versions(a, ort):
     except Exception as e:
         v["torch_linear_impl"] = str(e)
     v["loadavg_start"] = os.getloadavg()
-    v["torch_omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY", "libgomp default")
+    v["omp_wait_policy"] = {"kdnas": a.kdnas_wait_policy,
+                            **{f"torch {dt}": p for dt, p in a.torch_wait_policy.items()},
+                            "torch distillation step": a.torch_wait_policy["f32"],
+                            "kdnas distillation step": "PASSIVE"}
     return v
 
 
@@ -417,6 +422,13 @@ def main():
     ap.add_argument("--distill-steps", type=int, default=12, help="steps per run; the first 2 are warm-up")
     ap.add_argument("--distill-rounds", type=int, default=2)
     ap.add_argument("--distill-teacher-dtype", default="f32", choices=["f32", "bf16"])
+    ap.add_argument("--kdnas-wait-policy", default="default", choices=POLICIES,
+                    help="OpenMP wait policy of the kdnas processes (default: libgomp's default, "
+                         "spin then sleep)")
+    ap.add_argument("--torch-wait-policy", default="f32=PASSIVE,bf16=default",
+                    help="OpenMP wait policy per PyTorch dtype, each dtype timed in a worker process "
+                         "started with it (default f32=PASSIVE,bf16=default: each one's faster "
+                         "setting on the development machine, docs/perf.md)")
     ap.add_argument("--kdnas", default=os.path.join(ROOT, "build/apps/kdnas"))
     ap.add_argument("--work", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "kdnas-compare"),
                     help="model directories and ONNX files, kept between runs")
@@ -433,6 +445,13 @@ def main():
     if a.distill is None:
         a.distill = True
     a.runtimes = csv(a.runtimes)
+    try:
+        tp = dict(x.split("=", 1) for x in csv(a.torch_wait_policy))
+    except ValueError:
+        ap.error(f"--torch-wait-policy {a.torch_wait_policy}: expected f32=P,bf16=P")
+    if set(tp) != {"f32", "bf16"} or not set(tp.values()) <= set(POLICIES):
+        ap.error(f"--torch-wait-policy {a.torch_wait_policy}: f32=P,bf16=P with P among {', '.join(POLICIES)}")
+    a.torch_wait_policy = tp
     shapes = csv(a.shapes)
     for s in shapes:
         if s not in SHAPES:
@@ -442,14 +461,16 @@ def main():
     os.makedirs(a.work, exist_ok=True)
 
     torch.set_num_interop_threads(1)
-    ort = Ort()
+    ort = Worker(["node", os.path.join(HERE, "ort_worker.js")])
+    tw = torch_workers(a) if "torch" in a.runtimes else {}
     report = {"versions": versions(a, ort), "options": {k: v for k, v in vars(a).items()},
               "checks": [], "results": []}
     v = report["versions"]
     log(f"machine: {v['cpu']}, {v['cores']} cores, load average {v['loadavg_start'][0]:.2f}")
     log(f"torch {v['torch']} ({v['torch_mkldnn']}; mkldnn available: {v['torch_mkldnn_available']}; "
         f"ATen CPU capability {v['torch_cpu_capability']}), libblas.so.3 -> {v.get('blas')}")
-    log(f"OpenMP wait policy: kdnas PASSIVE, torch {v['torch_omp_wait_policy']}; "
+    log("OpenMP wait policy: " + ", ".join(f"{k} {p}" for k, p in v["omp_wait_policy"].items())
+        + " ('default': OMP_WAIT_POLICY unset, libgomp spins a while, then sleeps); "
         "ONNX Runtime: its own thread pool (default spinning)")
     log(f"onnxruntime-node {v['onnxruntime_node']}, onnx {v.get('onnx')}, kdnas oneDNN {v.get('kdnas_onednn')}")
     log("torch bf16: model.to(torch.bfloat16) (weights and activations bf16; no autocast); "
@@ -465,6 +486,9 @@ def main():
                 m["torch_bf16"] = copy.deepcopy(m["torch"]).to(torch.bfloat16)
             if a.check and not check(a, name, m, ort, report["checks"]):
                 failed = True
+            for dt, w in tw.items():
+                if dt == "f32" or a.bf16:
+                    w.call(cmd="load", key=f"{name}-{dt}", dir=m["dir"], dtype=dt)
             for batch in csv(a.batches, int):
                 for threads in csv(a.threads, int):
                     runs = a.runs or (10 if batch < 8 else 3)
@@ -472,11 +496,13 @@ def main():
                     a_runs = argparse.Namespace(**{**vars(a), "runs": runs, "warmup": warm})
                     log(f"\n{name}, batch {batch} x {a.seq} tokens, {threads} thread(s): "
                         f"{a.rounds} rounds x {runs} runs (+{warm} warm-up) per runtime")
-                    rows = time_config(a_runs, name, m, ort, batch, threads)
+                    rows = time_config(a_runs, name, m, ort, tw, batch, threads)
                     report["results"] += rows
                     lines = table(rows)
                     log("\n".join(lines))
                     md += [f"### {name}, batch {batch} × {a.seq}, {threads} thread(s)", ""] + lines + [""]
+            for dt, w in tw.items():
+                w.call(cmd="free", key=f"{name}-{dt}")
             del m
         if a.distill:
             log("\n== distillation step (6L/384H student, XLM-R Base teacher, batch 8 x 128)")
@@ -494,6 +520,8 @@ def main():
             md += [f"### distillation step, {a.distill_threads} thread(s), teacher {a.distill_teacher_dtype}", ""] + lines + [""]
     finally:
         ort.close()
+        for w in set(tw.values()):
+            w.close()
     report["versions"]["loadavg_end"] = os.getloadavg()
     md += ["### summary", ""] + summary(report["results"], report["checks"])
     report["failed_check"] = failed

@@ -3,7 +3,7 @@
 # checked against each other, then timed round-robin (docs/perf.md).
 #
 #   bench/compare/run.sh --quick                 # smoke check: 4L/256H, batch 1, 1 thread
-#   bench/compare/run.sh --out perf.json --md perf.md    # everything (long: ~1 h on 2 cores)
+#   bench/compare/run.sh --out perf.json --md perf.md    # everything (~10-15 min on 2 cores)
 #   bench/compare/run.sh --help                  # all options (--shapes --batches --threads ...)
 #
 # Installs its peers first (install.sh: Debian's python3-torch / numpy / onnx and OpenBLAS via
@@ -11,9 +11,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 case " $* " in *" -h "*|*" --help "*) ;; *) "$here/install.sh" ;; esac
-# PyTorch gets the OpenMP wait policy kdnas runs with (PASSIVE) unless OMP_WAIT_POLICY is set;
-# OMP_WAIT_POLICY=unset leaves libgomp's default (spin, then sleep) for PyTorch. On a loaded
-# 2-core machine the default made torch's 2-thread runs 10-20x slower than its 1-thread runs.
-if [ "${OMP_WAIT_POLICY:-}" = unset ]; then unset OMP_WAIT_POLICY; else export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}; fi
+# OpenMP wait policies are set per runtime by compare.py (--kdnas-wait-policy,
+# --torch-wait-policy; docs/perf.md "Threads"), whatever OMP_WAIT_POLICY says here.
 # Debian's interpreter: the packages above live in its dist-packages, not in a pyenv/venv python.
 exec /usr/bin/python3 "$here/compare.py" "$@"
