@@ -44,6 +44,28 @@ bool device_available(DeviceType type);
 // 64-byte aligned host memory: the alignment AVX-512 loads and oneDNN like best.
 constexpr size_t kCpuAlignment = 64;
 void* cpu_allocate(size_t nbytes);
-void cpu_deallocate(void* p);
+// nbytes: what was asked of cpu_allocate for p.
+void cpu_deallocate(void* p, size_t nbytes);
+
+// The host block cache (tensor/device.cpp). Blocks of at least kCpuCacheMinBytes are kept when
+// freed, up to a limit in bytes, and handed out again for a request of the same rounded size:
+// without it glibc returns every large block to the kernel on free (mmap/munmap), so each
+// forward pass page-faults its activations in again. The limit is KDNAS_CPU_CACHE_MB (MiB;
+// 0 turns the cache off) read at the first large allocation, default 1024; builds with
+// AddressSanitizer start with it off so that use-after-free stays visible.
+constexpr size_t kCpuCacheMinBytes = size_t(256) << 10;
+struct CpuCacheStats {
+  size_t limit_bytes = 0;   // 0: off
+  size_t cached_bytes = 0;  // free blocks held now
+  size_t cached_blocks = 0;
+  size_t hits = 0;          // large allocations served from the cache
+  size_t misses = 0;        // large allocations that went to the system
+  size_t evictions = 0;     // cached blocks given back to make room
+};
+CpuCacheStats cpu_cache_stats();
+// Sets the limit (0: off) and gives back whatever is cached beyond it; returns the old limit.
+size_t cpu_cache_set_limit(size_t bytes);
+// Gives every cached block back to the system.
+void cpu_cache_release();
 
 }  // namespace kdnas

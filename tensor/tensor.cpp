@@ -43,7 +43,7 @@ Storage::Storage(void* external, size_t nbytes, Device device, std::shared_ptr<v
 Storage::~Storage() {
   if (keep_alive_ || data_ == nullptr) return;
   if (device_.is_cpu())
-    cpu_deallocate(data_);
+    cpu_deallocate(data_, nbytes_);
   else
     device_hooks(device_.type).deallocate(data_, nbytes_, device_.index);
 }

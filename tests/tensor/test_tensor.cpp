@@ -2,7 +2,9 @@
 
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
+#include "tensor/device.h"
 #include "tensor/rng.h"
 #include "tensor/tensor.h"
 #include "tests/test_util.h"
@@ -17,6 +19,55 @@ TEST_SUITE("tensor") {
     CHECK(t.numel() == 105);
     CHECK(t.is_contiguous());
     CHECK(Tensor::empty({0, 4}).numel() == 0);
+  }
+
+  TEST_CASE("large host blocks are cached for reuse, within the limit") {
+    // The cache is process-wide: start from a known limit and an empty cache, restore after.
+    const size_t old_limit = cpu_cache_set_limit(size_t(8) << 20);
+    cpu_cache_release();
+    const CpuCacheStats s0 = cpu_cache_stats();
+    CHECK(s0.limit_bytes == (size_t(8) << 20));
+    CHECK(s0.cached_bytes == 0);
+    const int64_t n = int64_t(kCpuCacheMinBytes / 4) * 2;  // 512 KiB of floats
+    const void* first;
+    {
+      Tensor t = Tensor::full({n}, 1.5f);
+      first = t.raw_data();
+      CHECK(reinterpret_cast<uintptr_t>(first) % 64 == 0);
+    }
+    CHECK(cpu_cache_stats().cached_blocks == 1);
+    {
+      // Same size: the block freed above, its old contents overwritten as for any new tensor.
+      Tensor t = Tensor::zeros({n});
+      CHECK(t.raw_data() == first);
+      CHECK(t.at({n - 1}) == 0.f);
+      CHECK(cpu_cache_stats().hits == s0.hits + 1);
+      CHECK(cpu_cache_stats().cached_blocks == 0);
+      // Another size is a miss and leaves the cached block alone.
+      Tensor u = Tensor::zeros({n * 2});
+      CHECK(cpu_cache_stats().misses == s0.misses + 2);
+    }
+    // Both blocks (512 KiB and 1 MiB) are held now; a block over the limit is not kept.
+    CHECK(cpu_cache_stats().cached_bytes == size_t(n) * 4 * 3);
+    { Tensor big = Tensor::zeros({int64_t(3) << 20}); }  // 12 MiB > 8 MiB
+    CHECK(cpu_cache_stats().cached_bytes == size_t(n) * 4 * 3);
+    // Filling past the limit gives back the oldest blocks first.
+    {
+      std::vector<Tensor> ts;
+      for (int i = 0; i < 4; ++i) ts.push_back(Tensor::zeros({int64_t(1) << 19}));  // 2 MiB each
+    }
+    const CpuCacheStats s1 = cpu_cache_stats();
+    CHECK(s1.cached_bytes <= s1.limit_bytes);
+    CHECK(s1.cached_blocks == 4);  // the 4 newest 2 MiB blocks; the 512 KiB and 1 MiB ones gone
+    CHECK(s1.evictions >= s0.evictions + 2);
+    // Small blocks never enter the cache; limit 0 turns it off and empties it.
+    { Tensor small = Tensor::zeros({1000}); }
+    CHECK(cpu_cache_stats().cached_blocks == 4);
+    cpu_cache_set_limit(0);
+    CHECK(cpu_cache_stats().cached_bytes == 0);
+    { Tensor t = Tensor::zeros({n}); }
+    CHECK(cpu_cache_stats().cached_blocks == 0);
+    cpu_cache_set_limit(old_limit);
   }
 
   TEST_CASE("views share storage and index correctly") {
