@@ -82,9 +82,10 @@ Tensor InferenceEncoder::forward(Context& ctx, const Tensor& ids, const Tensor& 
   const Tensor add_mask = additive_attention_mask(mask.to(cpu_device())).to(device_);
   const Tensor pos_ids = roberta_position_ids(ids_host, cfg_.pad_token_id).to(device_);
   const double eps = cfg_.layer_norm_eps, score_scale = 1.0 / std::sqrt(double(HS));
-  // The dtype the GEMMs read and the attention runs in: bf16 for bf16, f32 otherwise (int8
-  // quantises inside qlinear).
+  // The dtype the weight GEMMs read: bf16 for bf16, f32 otherwise (int8 quantises inside
+  // qlinear). The attention products (QKᵀ, PV) run in bf16 for bf16 and int8, f32 for f32.
   const DType gemm_dt = dtype_ == DType::BF16 ? DType::BF16 : DType::F32;
+  const DType attn_dt = dtype_ == DType::F32 ? DType::F32 : DType::BF16;
   auto gemm_in = [&](const Tensor& t) { return gemm_dt == DType::F32 ? t : cast(ctx, t, gemm_dt); };
   const bool int8 = dtype_ == DType::I8;
 
@@ -107,9 +108,12 @@ Tensor InferenceEncoder::forward(Context& ctx, const Tensor& ids, const Tensor& 
     // copy). In bf16 one copy of qkv into [3, B, NH, T, HS] makes every head contiguous: oneDNN
     // 2.6 then runs the two attention GEMMs with its AMX brgemm kernels instead of gemm:jit,
     // which halves their time (12 heads of 128 x 64: ~0.16 -> ~0.075 ms per layer, more than
-    // the copy costs). In f32 the brgemm kernels gain less than that copy costs.
+    // the copy costs). In f32 the brgemm kernels gain less than that copy costs. int8 takes
+    // the bf16 attention too (its f32 qkv cast first, which halves the copy's bytes): its
+    // error is far below the int8 linear layers' own.
     Tensor q, k, v;
-    if (gemm_dt == DType::BF16) {
+    if (attn_dt == DType::BF16) {
+      if (qkv.dtype() != DType::BF16) qkv = cast(ctx, qkv, DType::BF16);
       Tensor heads3 = permute_copy(ctx, qkv.view({B, T, 3, NH, HS}), {2, 0, 3, 1, 4});
       q = heads3.select(0, 0), k = heads3.select(0, 1), v = heads3.select(0, 2);
     } else {
@@ -122,7 +126,8 @@ Tensor InferenceEncoder::forward(Context& ctx, const Tensor& ids, const Tensor& 
     Tensor probs = softmax_forward(ctx, scores, add_mask, score_scale);  // f32
     MatmulOptions pv;
     pv.out_dtype = gemm_dt;
-    Tensor heads = matmul_forward(ctx, gemm_in(probs), v, pv);  // [B, NH, T, HS]
+    Tensor heads = matmul_forward(ctx, attn_dt == DType::F32 ? probs : cast(ctx, probs, attn_dt),
+                                  v, pv);  // [B, NH, T, HS], gemm_dt
     Tensor merged = permute_copy(ctx, heads, {0, 2, 1, 3}).view({B, T, C});
     Tensor attn = int8 ? qlinear_forward(ctx, merged, w.qo)
                        : linear_forward(ctx, merged, w.wo, w.bo);  // [B, T, C] f32
