@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "kernels/cast.h"
 #include "kernels/cpu/softmax_cpu.h"
 #include "kernels/cuda/softmax_cuda.h"
 #include "kernels/dispatch.h"
@@ -98,6 +99,27 @@ Tensor softmax_forward(Context& ctx, const Tensor& x, const Tensor& mask, double
         kernel(ctx, out.data<float>(), xc.data<float>(),
                mr.m.defined() ? mr.m.data<float>() : nullptr, offs, float(scale), rows, N);
       });
+  return out;
+}
+
+Tensor softmax_forward_bf16(Context& ctx, const Tensor& x, const Tensor& mask, double scale) {
+  const char* op = "softmax_bf16";
+  check_dtype(op, "x", x, {DType::F32});
+  const int64_t N = last_dim(op, x);
+  MaskRows mr;
+  if (mask.defined()) mr = mask_rows(op, x, mask);
+  const Route r = route_for(ctx, op, x);
+  // The reference (and CUDA) result is the definition: the f32 softmax, then rounded.
+  if (r == Route::Ref || r == Route::Cuda)
+    return cast(ctx, softmax_forward(ctx, x, mask, scale), DType::BF16);
+  ProfileScope prof(ctx, op);
+  if (prof) prof.set(r, {&x, &mask}, double(x.nbytes()));
+  Tensor xc = x.contiguous();
+  Tensor out = Tensor::empty(x.shape(), DType::BF16, x.device());
+  if (x.numel() == 0) return out;
+  softmax_forward_bf16_cpu(ctx, out.data<bf16>(), xc.data<float>(),
+                           mr.m.defined() ? mr.m.data<float>() : nullptr, mr.offsets.data(),
+                           float(scale), x.numel() / N, N);
   return out;
 }
 

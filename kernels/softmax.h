@@ -26,6 +26,12 @@ namespace kdnas {
 Tensor softmax_forward(Context& ctx, const Tensor& x, const Tensor& mask = Tensor(),
                        double scale = 1.0);
 
+// The same softmax of an f32 x, rounded to bf16: exactly cast(softmax_forward(x, mask, scale),
+// bf16) on the same backend, fused on the CPU backends so that no f32 probabilities are
+// written (the bf16 attention's PV product reads them). Inference only: no backward.
+Tensor softmax_forward_bf16(Context& ctx, const Tensor& x, const Tensor& mask = Tensor(),
+                            double scale = 1.0);
+
 // Gradient w.r.t. x from the forward output y (the mask is a constant):
 //   dx = scale * y * (dout - sum_n dout * y)   (sum over the last dim)
 // dout, y: [..., N], same shape.

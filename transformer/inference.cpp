@@ -123,11 +123,12 @@ Tensor InferenceEncoder::forward(Context& ctx, const Tensor& ids, const Tensor& 
       v = q5.select(2, 2).permute({0, 2, 1, 3});
     }
     Tensor scores = matmul_forward(ctx, q, k.transpose(-1, -2));         // [B, NH, T, T] f32
-    Tensor probs = softmax_forward(ctx, scores, add_mask, score_scale);  // f32
+    // The probabilities in attn_dt: softmax rounds them to bf16 as it writes them.
+    Tensor probs = attn_dt == DType::BF16 ? softmax_forward_bf16(ctx, scores, add_mask, score_scale)
+                                          : softmax_forward(ctx, scores, add_mask, score_scale);
     MatmulOptions pv;
     pv.out_dtype = gemm_dt;
-    Tensor heads = matmul_forward(ctx, attn_dt == DType::F32 ? probs : cast(ctx, probs, attn_dt),
-                                  v, pv);  // [B, NH, T, HS], gemm_dt
+    Tensor heads = matmul_forward(ctx, probs, v, pv);  // [B, NH, T, HS], gemm_dt
     Tensor merged = permute_copy(ctx, heads, {0, 2, 1, 3}).view({B, T, C});
     Tensor attn = int8 ? qlinear_forward(ctx, merged, w.qo)
                        : linear_forward(ctx, merged, w.wo, w.bo);  // [B, T, C] f32

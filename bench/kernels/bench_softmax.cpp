@@ -1,10 +1,12 @@
 // Softmax and log-softmax forward/backward over the last dim. Shapes: [128 x 768] and
 // [128 x 3072] (unmasked, scale 1), and attention scores [B, 12, 128, 128] for B = 1 and 8
 // with a [B, 1, 1, 128] padding mask and scale 1/8, as XLM-R's attention runs it.
-// Memory-bound: reports GB/s and x_stream (see bench_util.h).
+// Memory-bound: reports GB/s and x_stream (see bench_util.h). The bf16-output forward is
+// timed fused and as softmax + cast.
 #include <cfloat>
 
 #include "bench/bench_util.h"
+#include "kernels/cast.h"
 #include "kernels/softmax.h"
 #include "tensor/rng.h"
 
@@ -47,6 +49,23 @@ void BM_softmax_forward(benchmark::State& state, Backend be) {
   run_timed(state, ctx, {double(2 * data + mask), 0, data, data}, [&] {
     benchmark::DoNotOptimize(softmax_forward(ctx, c.x, c.mask, c.scale).raw_data());
   });
+}
+
+// The bf16-output softmax the bf16 / int8 attention runs (fused: each row rounded as it is
+// done), and what it replaces: the f32 softmax, then a cast.
+void BM_softmax_forward_bf16(benchmark::State& state, Backend be, bool fused) {
+  Context ctx(be, bench_threads()), ref(Backend::Ref);
+  Case c = make_case(state);
+  auto op = [&] {
+    return fused ? softmax_forward_bf16(ctx, c.x, c.mask, c.scale)
+                 : cast(ctx, softmax_forward(ctx, c.x, c.mask, c.scale), DType::BF16);
+  };
+  if (!validate(state, op().to(DType::F32), softmax_forward(ref, c.x, c.mask, c.scale), 1e-2,
+                1e-2))
+    return;
+  const size_t data = c.x.nbytes(), out = data / 2;
+  run_timed(state, ctx, {double(data + out), 0, data, out},
+            [&] { benchmark::DoNotOptimize(op().raw_data()); });
 }
 
 void BM_softmax_backward(benchmark::State& state, Backend be) {
@@ -96,6 +115,12 @@ void all_shapes(benchmark::internal::Benchmark* b) {
 void register_all(const char* suffix, Backend be) {
   const std::string s = suffix;
   benchmark::RegisterBenchmark(("BM_softmax_forward/" + s).c_str(), BM_softmax_forward, be)
+      ->Apply(all_shapes);
+  benchmark::RegisterBenchmark(("BM_softmax_forward_bf16/" + s).c_str(), BM_softmax_forward_bf16,
+                               be, true)
+      ->Apply(all_shapes);
+  benchmark::RegisterBenchmark(("BM_softmax_forward_bf16/" + s + "/unfused").c_str(),
+                               BM_softmax_forward_bf16, be, false)
       ->Apply(all_shapes);
   benchmark::RegisterBenchmark(("BM_softmax_backward/" + s).c_str(), BM_softmax_backward, be)
       ->Apply(all_shapes);

@@ -175,14 +175,16 @@ const bool kHaveAvx512Bf16 = kHaveAvx512 && __builtin_cpu_supports("avx512bf16")
 
 }  // namespace
 
-void cast_f32_to_bf16_cpu(Context& ctx, bf16* out, const float* in, int64_t n) {
+void f32_to_bf16_serial(bf16* out, const float* in, int64_t n) {
   uint16_t* o = reinterpret_cast<uint16_t*>(out);
-  parallel_for(ctx, n, kGrain, [&](int64_t b, int64_t e) {
 #if KDNAS_CAST_AVX512
-    if (kHaveAvx512Bf16) return f32_to_bf16_avx512(o + b, in + b, e - b);
+  if (kHaveAvx512Bf16) return f32_to_bf16_avx512(o, in, n);
 #endif
-    f32_to_bf16_chunk(o + b, in + b, e - b);
-  });
+  f32_to_bf16_chunk(o, in, n);
+}
+void cast_f32_to_bf16_cpu(Context& ctx, bf16* out, const float* in, int64_t n) {
+  parallel_for(ctx, n, kGrain,
+               [&](int64_t b, int64_t e) { f32_to_bf16_serial(out + b, in + b, e - b); });
 }
 void cast_bf16_to_f32_cpu(Context& ctx, float* out, const bf16* in, int64_t n) {
   const uint16_t* i = reinterpret_cast<const uint16_t*>(in);

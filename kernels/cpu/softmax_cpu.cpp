@@ -13,7 +13,9 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
+#include "kernels/cpu/cast_cpu.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/cpu/vec_math.h"
 
@@ -129,6 +131,14 @@ KDNAS_CPU_CLONES void softmax_fwd_rows(float* out, const float* inp, const float
   for (int64_t r = r0; r < r1; ++r)
     softmax_fwd_row(out + r * N, inp + r * N, mask ? mask + mask_rows[r] : nullptr, scale, N);
 }
+KDNAS_CPU_CLONES void softmax_fwd_rows_bf16(bf16* out, float* row, const float* inp,
+                                            const float* mask, const int64_t* mask_rows,
+                                            float scale, int64_t r0, int64_t r1, int64_t N) {
+  for (int64_t r = r0; r < r1; ++r) {
+    softmax_fwd_row(row, inp + r * N, mask ? mask + mask_rows[r] : nullptr, scale, N);
+    f32_to_bf16_serial(out + r * N, row, N);
+  }
+}
 KDNAS_CPU_CLONES void softmax_bwd_rows(float* dinp, const float* dout, const float* out,
                                        float scale, int64_t r0, int64_t r1, int64_t N) {
   for (int64_t r = r0; r < r1; ++r)
@@ -153,6 +163,16 @@ void softmax_forward_cpu(Context& ctx, float* out, const float* inp, const float
                          const int64_t* mask_rows, float scale, int64_t rows, int64_t N) {
   parallel_for(ctx, rows, row_grain(N), [&](int64_t b, int64_t e) {
     softmax_fwd_rows(out, inp, mask, mask_rows, scale, b, e, N);
+  });
+}
+
+void softmax_forward_bf16_cpu(Context& ctx, bf16* out, const float* inp, const float* mask,
+                              const int64_t* mask_rows, float scale, int64_t rows, int64_t N) {
+  parallel_for(ctx, rows, row_grain(N), [&](int64_t b, int64_t e) {
+    // Each row in f32 in a buffer that stays in L1, then rounded into out: out is written once,
+    // in half the bytes of the f32 softmax, and no f32 tensor is made.
+    std::vector<float> row(static_cast<size_t>(N));
+    softmax_fwd_rows_bf16(out, row.data(), inp, mask, mask_rows, scale, b, e, N);
   });
 }
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/cast.h"
 #include "kernels/softmax.h"
 #include "tests/test_util.h"
 
@@ -218,6 +219,57 @@ TEST_CASE("softmax and log_softmax on empty tensors") {
   }
 }
 
+TEST_CASE("softmax_forward_bf16: the f32 softmax rounded, bit for bit, on every backend") {
+  Context ref(Backend::Ref);
+  Rng rng(4);
+  std::vector<Backend> backends = compiled_cpu_backends();
+  for (Backend be : backends) {
+    Context ctx(be);
+    for (int64_t N : {int64_t(1), int64_t(13), kT, int64_t(769)}) {
+      for (int64_t rows : {int64_t(1), int64_t(7), kB * kT}) {
+        Tensor x = random_tensor({rows, N}, rng, DType::F32, -8.f, 8.f);
+        Tensor mask = random_mask({rows, N}, rng);
+        for (bool masked : {false, true}) {
+          const std::string what = std::string("softmax bf16 out ") + backend_name(be) + " [" +
+                                   std::to_string(rows) + ", " + std::to_string(N) + "]" +
+                                   (masked ? " masked" : "");
+          Tensor m = masked ? mask : Tensor();
+          Tensor got = softmax_forward_bf16(ctx, x, m, 0.37);
+          CHECK(got.dtype() == DType::BF16);
+          CHECK(got.shape() == x.shape());
+          // Exactly the same backend's f32 softmax, rounded by cast: the fused path changes
+          // where the rounding happens, not what it gives.
+          Tensor f32 = softmax_forward(ctx, x, m, 0.37);
+          KDNAS_CHECK_CLOSE(got.to(DType::F32), cast(ctx, f32, DType::BF16).to(DType::F32),
+                            (Tol{0.0, 0.0}), what + " vs cast");
+          // And within bf16 rounding of the reference.
+          KDNAS_CHECK_CLOSE(got.to(DType::F32), softmax_forward(ref, x, m, 0.37), kBF16, what);
+        }
+      }
+    }
+  }
+  // The attention case: [B, NH, T, T] scores, a [B, 1, 1, T] padding mask, a fully masked row.
+  Tensor x = random_tensor({2, 3, 5, kT}, rng, DType::F32, -20.f, 20.f);
+  std::vector<float> mv(size_t(2 * kT), 0.f);
+  for (int64_t t = kT - 40; t < kT; ++t) mv[size_t(kT + t)] = -FLT_MAX;
+  Tensor mask = Tensor::from_vector<float>(mv, {2, 1, 1, kT});
+  Tensor want = cast(ref, softmax_forward(ref, x, mask, 0.125), DType::BF16);
+  for (Backend be : backends) {
+    Context ctx(be);
+    Tensor got = softmax_forward_bf16(ctx, noncontiguous(x), mask, 0.125);
+    KDNAS_CHECK_CLOSE(got.to(DType::F32), want.to(DType::F32), kBF16,
+                      std::string("softmax bf16 out attention ") + backend_name(be));
+    CHECK(got.to(DType::F32).at({1, 2, 4, kT - 1}) == 0.0);
+  }
+  Tensor all_masked = Tensor::full({1, 4}, -kInf);
+  for (Backend be : backends) {
+    Context ctx(be);
+    Tensor u = softmax_forward_bf16(ctx, Tensor::zeros({1, 4}), all_masked);
+    CHECK(u.to(DType::F32).at({0, 2}) == 0.25);
+    CHECK(softmax_forward_bf16(ctx, Tensor::zeros({0, 4})).numel() == 0);
+  }
+}
+
 TEST_CASE("softmax misuse names the op and the shapes") {
   Context ctx;
   Tensor x = Tensor::zeros({8, 12, 4, 4});
@@ -236,6 +288,10 @@ TEST_CASE("softmax misuse names the op and the shapes") {
   check_throws_with([&] { softmax_forward(ctx, x, Tensor::zeros({4}, DType::F64)); },
                     {"softmax", "mask", "f64", "[4]"});
   check_throws_with([&] { softmax_forward(ctx, Tensor::scalar(1.0)); }, {"softmax", "x", "[]"});
+  check_throws_with([&] { softmax_forward_bf16(ctx, Tensor::zeros({2, 2}, DType::F64)); },
+                    {"softmax_bf16", "x", "f64"});
+  check_throws_with([&] { softmax_forward_bf16(ctx, x, Tensor::zeros({3})); },
+                    {"softmax_bf16", "mask", "[3]", "[8, 12, 4, 4]"});
   check_throws_with([&] { softmax_forward(ctx, Tensor::zeros({2}, DType::I64)); },
                     {"softmax", "i64"});
   check_throws_with(
