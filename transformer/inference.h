@@ -4,16 +4,17 @@
 // What differs from Encoder::forward (the training path) — and why it is faster:
 //   - no autograd graph, no dropout;
 //   - Q, K and V come from one GEMM against the concatenated [3C, C] weight;
-//   - attention reads Q, K, V as strided views of that GEMM's output (f32, int8) or, in bf16,
-//     from one copy that makes every head contiguous (AMX runs those GEMMs ~2x faster);
+//   - attention reads Q, K, V as strided views of that GEMM's output (f32) or, in bf16 and
+//     int8, from one bf16 copy that makes every head contiguous (AMX runs those GEMMs ~2x
+//     faster); there the softmax writes its probabilities in bf16 (softmax_forward_bf16);
 //   - the residual add and the LayerNorm after it are one op (add_layer_norm_forward);
 //   - the FFN's GELU and every bias run as GEMM epilogues;
 //   - dtype bf16: weights are converted to bf16 once, activations right before each GEMM, and
 //     accumulation stays f32 (LayerNorm and softmax run in f32).
 //   - dtype i8 ("int8"): the four linear layers of every block are dynamically quantised
 //     (kernels/qlinear.h: weights s8 per output feature once, activations u8 per call, int32
-//     accumulation, oneDNN on AMX); attention products, softmax, LayerNorm and the embeddings
-//     stay f32. CPU only.
+//     accumulation, oneDNN on AMX); the attention products run in bf16 as above; softmax,
+//     LayerNorm and the embeddings stay f32. CPU only.
 // The two paths must agree: tests/transformer/test_inference.cpp checks them against each other
 // and against the golden PyTorch fixtures.
 #pragma once
