@@ -334,6 +334,17 @@ OperandDesc operand_desc(const Shape& batch, const Shape& batch_strides, int64_t
   return d;
 }
 
+// The attributes of a GEMM with the erf GELU fused as an eltwise post-op, or none.
+dnnl::primitive_attr gelu_attr(bool gelu) {
+  dnnl::primitive_attr attr;
+  if (gelu) {
+    dnnl::post_ops po;
+    po.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_erf, 0.f, 0.f);
+    attr.set_post_ops(po);
+  }
+  return attr;
+}
+
 }  // namespace
 
 void matmul_forward_onednn(Context& ctx, void* out, DType out_dtype, const void* a, const void* b,
@@ -365,12 +376,7 @@ void matmul_forward_onednn(Context& ctx, void* out, DType out_dtype, const void*
       detail::concat("matmul:", dtype_name(in_dtype), ad.dims, ad.strides, bd.dims, bd.strides,
                      "->", dtype_name(out_dtype), cdims, bias ? ":bias" : "", gelu ? ":gelu" : "");
   const auto& e = onednn_cached(ctx, key, [&] {
-    primitive_attr attr;
-    if (gelu) {
-      post_ops po;
-      po.append_eltwise(1.f, algorithm::eltwise_gelu_erf, 0.f, 0.f);
-      attr.set_post_ops(po);
-    }
+    const primitive_attr attr = gelu_attr(gelu);
     try {
       matmul::primitive_desc pd(matmul::desc(a_md, b_md, bias_md, out_md), attr, st.engine);
       return OnednnState::Entry{matmul(pd), pd};
@@ -407,12 +413,7 @@ void linear_forward_onednn_packed(Context& ctx, void* out, DType out_dtype, cons
                                          ":", M, "x", K, "x", N, "->", dtype_name(out_dtype),
                                          bias ? ":bias" : "", gelu ? ":gelu" : "");
   const auto& e = onednn_cached(ctx, key, [&] {
-    primitive_attr attr;
-    if (gelu) {
-      post_ops po;
-      po.append_eltwise(1.f, algorithm::eltwise_gelu_erf, 0.f, 0.f);
-      attr.set_post_ops(po);
-    }
+    const primitive_attr attr = gelu_attr(gelu);
     auto make = [&](const memory::desc& w_md) {
       return matmul::primitive_desc(matmul::desc(x_md, w_md, bias_md, out_md), attr, st.engine);
     };
