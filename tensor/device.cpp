@@ -1,5 +1,8 @@
 #include "tensor/device.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -150,7 +153,10 @@ class BlockCache {
   void init_limit() {
     if (limit_known_) return;
     limit_known_ = true;
+    // The default, capped at an eighth of the machine's memory for small (embedded) boxes.
     limit_ = kDefaultLimitMiB << 20;
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    if (pages > 0 && page > 0) limit_ = std::min(limit_, size_t(pages) / 8 * size_t(page));
     if (const char* env = std::getenv("KDNAS_CPU_CACHE_MB")) {
       char* end = nullptr;
       const unsigned long long mib = std::strtoull(env, &end, 10);
