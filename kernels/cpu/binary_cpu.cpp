@@ -21,12 +21,7 @@
 namespace kdnas {
 namespace {
 
-// Elements below which one thread runs. A passive-waiting OpenMP team (OMP_WAIT_POLICY=PASSIVE,
-// what the benches use) must be woken for every parallel region, which costs more than half the
-// work at these sizes. XLM-R Base, batch 1, [128, 768]: 39 us per add on 2 threads and 27 us on 1
-// (kdnas bench --profile, shared machine). 2^17 floats (512 KiB) keeps a batch-1 activation on one
-// thread and larger tensors on all of them.
-constexpr int64_t kGrain = int64_t(1) << 17;
+// Below elementwise_grain() elements one thread runs (kernels/cpu/parallel.h).
 
 // out[i] = f(a[i * sa], b[i * sb]) for i < n, with unit-stride and broadcast patterns written
 // out so that each compiles to a plain SIMD loop. Inlined into the ISA clones of binary_row.
@@ -92,7 +87,7 @@ void binary_forward_cpu(Context& ctx, float* out, const float* a, const float* b
   const Layout l = coalesce(shape, a_strides, b_strides);
   const int64_t nd = int64_t(l.shape.size()), N = l.shape.back();
   const int64_t sa = l.sa.back(), sb = l.sb.back();
-  parallel_for(ctx, total, kGrain, [&](int64_t begin, int64_t end) {
+  parallel_for(ctx, total, elementwise_grain(), [&](int64_t begin, int64_t end) {
     // Index and input offsets of the row holding `begin`.
     std::vector<int64_t> idx(size_t(nd), 0);
     int64_t rest = begin / N, col = begin % N, oa = 0, ob = 0;

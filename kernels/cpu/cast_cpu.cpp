@@ -31,12 +31,7 @@
 namespace kdnas {
 namespace {
 
-// Elements below which one thread runs. A passive-waiting OpenMP team (OMP_WAIT_POLICY=PASSIVE,
-// what the benches use) must be woken for every parallel region, which costs more than half the
-// work at these sizes. XLM-R Base, batch 1, [128, 768]: 20 us per f32 -> bf16 cast on 2 threads
-// (kdnas bench --profile, shared machine). 2^17 floats (512 KiB) keeps a batch-1 activation on one
-// thread and larger tensors on all of them.
-constexpr int64_t kGrain = int64_t(1) << 17;
+// Below elementwise_grain() elements one thread runs (kernels/cpu/parallel.h).
 
 // f32 -> bf16, round to nearest even: add 0x7fff plus the lowest kept bit, keep the top half.
 // NaNs keep their top bits with the quiet bit (0x40 of the bf16) set.
@@ -183,17 +178,17 @@ void f32_to_bf16_serial(bf16* out, const float* in, int64_t n) {
   f32_to_bf16_chunk(o, in, n);
 }
 void cast_f32_to_bf16_cpu(Context& ctx, bf16* out, const float* in, int64_t n) {
-  parallel_for(ctx, n, kGrain,
+  parallel_for(ctx, n, elementwise_grain(),
                [&](int64_t b, int64_t e) { f32_to_bf16_serial(out + b, in + b, e - b); });
 }
 void cast_bf16_to_f32_cpu(Context& ctx, float* out, const bf16* in, int64_t n) {
   const uint16_t* i = reinterpret_cast<const uint16_t*>(in);
-  parallel_for(ctx, n, kGrain,
+  parallel_for(ctx, n, elementwise_grain(),
                [&](int64_t b, int64_t e) { bf16_to_f32_chunk(out + b, i + b, e - b); });
 }
 void cast_f32_to_f16_cpu(Context& ctx, f16* out, const float* in, int64_t n) {
   uint16_t* o = reinterpret_cast<uint16_t*>(out);
-  parallel_for(ctx, n, kGrain, [&](int64_t b, int64_t e) {
+  parallel_for(ctx, n, elementwise_grain(), [&](int64_t b, int64_t e) {
 #if KDNAS_CAST_AVX512
     if (kHaveAvx512) return f32_to_f16_avx512(o + b, in + b, e - b);
 #endif
@@ -202,7 +197,7 @@ void cast_f32_to_f16_cpu(Context& ctx, f16* out, const float* in, int64_t n) {
 }
 void cast_f16_to_f32_cpu(Context& ctx, float* out, const f16* in, int64_t n) {
   const uint16_t* i = reinterpret_cast<const uint16_t*>(in);
-  parallel_for(ctx, n, kGrain, [&](int64_t b, int64_t e) {
+  parallel_for(ctx, n, elementwise_grain(), [&](int64_t b, int64_t e) {
 #if KDNAS_CAST_AVX512
     if (kHaveAvx512) return f16_to_f32_avx512(out + b, i + b, e - b);
 #endif

@@ -24,12 +24,7 @@ namespace kdnas {
 namespace {
 
 constexpr int64_t kGrain = 16384;  // elements; below this one thread beats waking two (backward)
-// The forward's: rows * C below which one thread runs. A passive-waiting OpenMP team
-// (OMP_WAIT_POLICY=PASSIVE, what the benches use) must be woken for every parallel region, which
-// costs more than half the work at these sizes: XLM-R Base, batch 1, [128, 768] took 31 us per
-// forward on 2 threads and 27 us on 1 (kdnas bench --profile, shared machine). 2^17 floats
-// (512 KiB) keeps a batch-1 activation on one thread and larger tensors on all of them.
-constexpr int64_t kFwdGrain = int64_t(1) << 17;
+// The forward: one thread below elementwise_grain() elements (kernels/cpu/parallel.h).
 
 // sum_i f(i) over [0, n). Long rows are summed as four independent vector sums over the four
 // quarters of the range: with one accumulator every vector add waits for the previous one
@@ -82,8 +77,8 @@ KDNAS_CPU_CLONES void ln_fwd_rows(float* out, float* mean, float* rstd, const fl
 // Rows [r0, r1) of the fused add + forward: the row's sum goes to out (one read of each input,
 // one write), and is normalised in place while it sits in L1.
 KDNAS_CPU_CLONES void add_ln_fwd_rows(float* out, const float* inp, const float* residual,
-                                      const float* gamma, const float* beta, int64_t r0,
-                                      int64_t r1, int64_t C, float eps) {
+                                      const float* gamma, const float* beta, int64_t r0, int64_t r1,
+                                      int64_t C, float eps) {
   const float inv_c = 1.0f / float(C);
   for (int64_t r = r0; r < r1; ++r) {
     float* o = out + r * C;
@@ -184,7 +179,7 @@ KDNAS_CPU_CLONES void sum_partials(float* out, const float* part, int64_t nb, in
 void layer_norm_forward_cpu(Context& ctx, float* out, float* mean, float* rstd, const float* inp,
                             const float* gamma, const float* beta, int64_t rows, int64_t C,
                             float eps) {
-  parallel_for(ctx, rows, std::max<int64_t>(1, kFwdGrain / C), [&](int64_t b, int64_t e) {
+  parallel_for(ctx, rows, std::max<int64_t>(1, elementwise_grain() / C), [&](int64_t b, int64_t e) {
     ln_fwd_rows(out, mean, rstd, inp, gamma, beta, b, e, C, eps);
   });
 }
@@ -192,7 +187,7 @@ void layer_norm_forward_cpu(Context& ctx, float* out, float* mean, float* rstd, 
 void add_layer_norm_forward_cpu(Context& ctx, float* out, const float* inp, const float* residual,
                                 const float* gamma, const float* beta, int64_t rows, int64_t C,
                                 float eps) {
-  parallel_for(ctx, rows, std::max<int64_t>(1, kFwdGrain / C), [&](int64_t b, int64_t e) {
+  parallel_for(ctx, rows, std::max<int64_t>(1, elementwise_grain() / C), [&](int64_t b, int64_t e) {
     add_ln_fwd_rows(out, inp, residual, gamma, beta, b, e, C, eps);
   });
 }

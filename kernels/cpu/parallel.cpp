@@ -1,6 +1,9 @@
 #include "kernels/cpu/parallel.h"
 
+#include <strings.h>
+
 #include <algorithm>
+#include <cstdlib>
 
 #if KDNAS_HAVE_OPENMP
 #include <omp.h>
@@ -29,6 +32,15 @@ void parallel_for(const Context& ctx, int64_t n, int64_t grain,
 #else
   f(0, n);
 #endif
+}
+
+int64_t elementwise_grain() {
+  static const int64_t grain = [] {
+    const char* policy = std::getenv("OMP_WAIT_POLICY");
+    const bool passive = policy != nullptr && strcasecmp(policy, "passive") == 0;
+    return passive ? int64_t(1) << 17 : int64_t(1) << 14;
+  }();
+  return grain;
 }
 
 }  // namespace kdnas

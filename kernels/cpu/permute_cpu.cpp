@@ -21,12 +21,7 @@
 namespace kdnas {
 namespace {
 
-// Elements below which one thread runs. A passive-waiting OpenMP team (OMP_WAIT_POLICY=PASSIVE,
-// what the benches use) must be woken for every parallel region, which costs more than half the
-// work at these sizes. XLM-R Base, batch 1, [128, 768]: 26 us per head-merge permute on 2
-// threads and 20 us on 1 (kdnas bench --profile, shared machine). 2^17 floats (512 KiB) keeps a
-// batch-1 activation on one thread and larger tensors on all of them.
-constexpr int64_t kGrain = int64_t(1) << 17;
+// Below elementwise_grain() elements one thread runs (kernels/cpu/parallel.h).
 
 // The output's shape and x's stride (elements) along each output dim, coalesced.
 struct Layout {
@@ -81,7 +76,7 @@ void for_rows(const Layout& l, int64_t b, int64_t e, F&& f) {
 
 template <typename T>
 void copy_runs(Context& ctx, T* out, const T* x, const Layout& l) {
-  parallel_for(ctx, shape_numel(l.shape), kGrain, [&](int64_t b, int64_t e) {
+  parallel_for(ctx, shape_numel(l.shape), elementwise_grain(), [&](int64_t b, int64_t e) {
     for_rows(l, b, e, [&](int64_t dst, int64_t src, int64_t n) {
       std::memcpy(out + dst, x + src, size_t(n) * sizeof(T));
     });
@@ -91,7 +86,7 @@ void copy_runs(Context& ctx, T* out, const T* x, const Layout& l) {
 template <typename T>
 void copy_strided(Context& ctx, T* out, const T* x, const Layout& l) {
   const int64_t s = l.src.back();
-  parallel_for(ctx, shape_numel(l.shape), kGrain, [&](int64_t b, int64_t e) {
+  parallel_for(ctx, shape_numel(l.shape), elementwise_grain(), [&](int64_t b, int64_t e) {
     for_rows(l, b, e, [&](int64_t dst, int64_t src, int64_t n) {
       for (int64_t i = 0; i < n; ++i) out[dst + i] = x[src + i * s];
     });
@@ -140,7 +135,7 @@ void copy_transposed(Context& ctx, T* out, const T* x, const Layout& l, size_t j
     dst_stride *= l.shape[k];
   }
   const int64_t bands = (M + kEdge - 1) / kEdge, outer = shape_numel(oshape);
-  const int64_t grain = std::max<int64_t>(1, kGrain / (kEdge * N));
+  const int64_t grain = std::max<int64_t>(1, elementwise_grain() / (kEdge * N));
   parallel_for(ctx, outer * bands, grain, [&](int64_t b, int64_t e) {
     for (int64_t item = b; item < e; ++item) {
       int64_t rest = item / bands, dst0 = 0, src0 = 0;
@@ -153,7 +148,7 @@ void copy_transposed(Context& ctx, T* out, const T* x, const Layout& l, size_t j
       const int64_t m0 = (item % bands) * kEdge, mn = std::min(kEdge, M - m0);
       for (int64_t n0 = 0; n0 < N; n0 += kEdge)
         transpose_tile(out + dst0 + m0 * dj + n0, x + src0 + m0 + n0 * s, dj, s, mn,
-                                 std::min(kEdge, N - n0));
+                       std::min(kEdge, N - n0));
     }
   });
 }
