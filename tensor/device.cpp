@@ -100,7 +100,7 @@ class BlockCache {
       ++stats_.misses;
     }
     if (void* p = std::aligned_alloc(kCpuAlignment, rounded)) return p;
-    set_limit(set_limit(0));  // out of memory: give back what the cache holds, and try once more
+    release();  // out of memory: give back what the cache holds, and try once more
     return system_allocate(rounded, nbytes);
   }
 
@@ -143,6 +143,9 @@ class BlockCache {
     for (void* q : give_back) std::free(q);
     return old;
   }
+
+  // Gives every cached block back, keeping the limit.
+  void release() { set_limit(set_limit(0)); }
 
  private:
   struct Block {
@@ -220,8 +223,7 @@ size_t cpu_cache_set_limit(size_t bytes) {
 }
 
 void cpu_cache_release() {
-  BlockCache& c = block_cache();
-  c.set_limit(c.set_limit(0));
+  block_cache().release();
 }
 
 }  // namespace kdnas

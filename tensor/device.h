@@ -52,8 +52,8 @@ void cpu_deallocate(void* p, size_t nbytes);
 // without it glibc returns every large block to the kernel on free (mmap/munmap), so each
 // forward pass page-faults its activations in again. The limit is KDNAS_CPU_CACHE_MB (MiB;
 // 0 turns the cache off) read at the first large allocation, default 1024 (at most an eighth of
-// the machine's memory); builds with
-// AddressSanitizer start with it off so that use-after-free stays visible.
+// the machine's memory); builds with AddressSanitizer start with it off so that use-after-free
+// stays visible.
 constexpr size_t kCpuCacheMinBytes = size_t(256) << 10;
 struct CpuCacheStats {
   size_t limit_bytes = 0;   // 0: off
