@@ -49,10 +49,10 @@ def csv(s, f=str):
 
 # ---- runtimes ---------------------------------------------------------------------------------
 
-def policy_env(policy, base=None):
+def policy_env(policy):
     """The environment for a process run under an OpenMP wait policy: 'default' leaves
     OMP_WAIT_POLICY unset (libgomp: spin a while, then sleep), PASSIVE / ACTIVE set it."""
-    env = dict(os.environ if base is None else base)
+    env = dict(os.environ)
     env.pop("OMP_WAIT_POLICY", None)
     if policy != "default":
         env["OMP_WAIT_POLICY"] = policy
@@ -323,7 +323,8 @@ def distill(a, teacher_dir):
                                       "--teacher", teacher_dir, "--threads", str(a.distill_threads),
                                       "--steps", str(a.distill_steps),
                                       "--teacher-dtype", a.distill_teacher_dtype],
-                                     env=policy_env(a.torch_wait_policy["f32"]), check=True, capture_output=True, text=True).stdout
+                                     env=policy_env(a.torch_wait_policy["f32"]), check=True,
+                                     capture_output=True, text=True).stdout
                 rows["torch"].append(json.loads(out.strip().splitlines()[-1]))
             extra = rows[who][-1].get("phase_median_ms")
             extra = ("  (" + ", ".join(f"{k} {v:.0f}" for k, v in extra.items()) + " ms)") if extra else ""
@@ -450,7 +451,8 @@ def main():
     except ValueError:
         ap.error(f"--torch-wait-policy {a.torch_wait_policy}: expected f32=P,bf16=P")
     if set(tp) != {"f32", "bf16"} or not set(tp.values()) <= set(POLICIES):
-        ap.error(f"--torch-wait-policy {a.torch_wait_policy}: f32=P,bf16=P with P among {', '.join(POLICIES)}")
+        ap.error(f"--torch-wait-policy {a.torch_wait_policy}: f32=P,bf16=P with P among "
+                 f"{', '.join(POLICIES)}")
     a.torch_wait_policy = tp
     shapes = csv(a.shapes)
     for s in shapes:
