@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "kernels/binary.h"
+#include "kernels/cast.h"
 #include "kernels/cpu/layer_norm_cpu.h"
 #include "kernels/cuda/layer_norm_cuda.h"
 #include "kernels/dispatch.h"
@@ -83,9 +84,12 @@ LayerNormOutput layer_norm_forward(Context& ctx, const Tensor& x, const Tensor& 
 }
 
 Tensor add_layer_norm_forward(Context& ctx, const Tensor& x, const Tensor& residual,
-                              const Tensor& gamma, const Tensor& beta, double eps) {
+                              const Tensor& gamma, const Tensor& beta, double eps,
+                              Tensor* out_bf16) {
   const char* op = "add_layer_norm";
   check_dtype(op, "x", x, {DType::F32, DType::F64});
+  KDNAS_CHECK(!out_bf16 || x.dtype() == DType::F32, op, ": a bf16 copy of the result needs f32 x, not ",
+              dtype_name(x.dtype()));
   check_dtype(op, "residual", residual, {x.dtype()});
   check_same_shape(op, "x", x, "residual", residual);
   const auto [rows, C] = rows_of(op, x);
@@ -95,24 +99,38 @@ Tensor add_layer_norm_forward(Context& ctx, const Tensor& x, const Tensor& resid
   KDNAS_CHECK(std::isfinite(eps) && eps >= 0, op, ": eps must be finite and >= 0, got ", eps,
               " (x is ", x.shape(), ")");
   const Route r = route_for(ctx, op, x);
-  if (r == Route::Cuda) return layer_norm_forward(ctx, add(ctx, x, residual), gamma, beta, eps).out;
-  ProfileScope prof(ctx, op);
-  if (prof) prof.set(r, {&x, &residual, &gamma, &beta}, double(x.nbytes()));
-  Tensor xc = x.contiguous(), rc = residual.contiguous();
-  Tensor gc = gamma.contiguous(), bc = beta.contiguous();
-  Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
-  if (rows == 0) return out;
-  if (r == Route::Ref || x.dtype() == DType::F64) {
-    dispatch_float(op, x.dtype(), [&]<typename T>() {
-      add_layer_norm_forward_ref(out.data<T>(), xc.data<T>(), rc.data<T>(), gc.data<T>(),
-                                 bc.data<T>(), rows, C, T(eps));
-    });
-  } else if (r == Route::Omp || r == Route::Onednn) {
-    add_layer_norm_forward_cpu(ctx, out.data<float>(), xc.data<float>(), rc.data<float>(),
-                               gc.data<float>(), bc.data<float>(), rows, C, float(eps));
+  const bool fused_cast = out_bf16 && (r == Route::Omp || r == Route::Onednn);
+  Tensor out;
+  if (r == Route::Cuda) {
+    out = layer_norm_forward(ctx, add(ctx, x, residual), gamma, beta, eps).out;
   } else {
-    no_kernel(op, r, x.dtype());
+    ProfileScope prof(ctx, op);
+    if (prof) {
+      prof.set(r, {&x, &residual, &gamma, &beta},
+               double(x.nbytes()) * (fused_cast ? 1.5 : 1.0));  // + the bf16 copy's bytes
+    }
+    Tensor xc = x.contiguous(), rc = residual.contiguous();
+    Tensor gc = gamma.contiguous(), bc = beta.contiguous();
+    out = Tensor::empty(x.shape(), x.dtype(), x.device());
+    if (fused_cast) *out_bf16 = Tensor::empty(x.shape(), DType::BF16, x.device());
+    if (rows == 0) {
+      // nothing to compute
+    } else if (r == Route::Ref || x.dtype() == DType::F64) {
+      dispatch_float(op, x.dtype(), [&]<typename T>() {
+        add_layer_norm_forward_ref(out.data<T>(), xc.data<T>(), rc.data<T>(), gc.data<T>(),
+                                   bc.data<T>(), rows, C, T(eps));
+      });
+    } else if (r == Route::Omp || r == Route::Onednn) {
+      add_layer_norm_forward_cpu(ctx, out.data<float>(),
+                                 fused_cast ? out_bf16->data<bf16>() : nullptr, xc.data<float>(),
+                                 rc.data<float>(), gc.data<float>(), bc.data<float>(), rows, C,
+                                 float(eps));
+    } else {
+      no_kernel(op, r, x.dtype());
+    }
   }
+  // The reference (and CUDA): the bf16 copy is the cast op itself, by definition.
+  if (out_bf16 && !fused_cast) *out_bf16 = cast(ctx, out, DType::BF16);
   return out;
 }
 

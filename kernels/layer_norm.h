@@ -30,8 +30,13 @@ LayerNormOutput layer_norm_forward(Context& ctx, const Tensor& x, const Tensor& 
 // broadcasting), any strides; gamma, beta: [C]. dtype and backends as layer_norm_forward; on
 // CUDA it runs as those two ops. Inference only: no statistics, no backward (the training path
 // records add and layer_norm as two tape nodes).
+// out_bf16 (f32 x only): when not null, it is set to a new tensor holding the result rounded to
+// bf16, exactly cast(result, bf16) on every backend: the operand of a bf16 GEMM that follows
+// (the next layer's QKV, the FFN's first linear). The CPU kernels round each row while it is
+// in L1, which saves the cast's pass over the f32 result; the others cast after.
 Tensor add_layer_norm_forward(Context& ctx, const Tensor& x, const Tensor& residual,
-                              const Tensor& gamma, const Tensor& beta, double eps);
+                              const Tensor& gamma, const Tensor& beta, double eps,
+                              Tensor* out_bf16 = nullptr);
 
 struct LayerNormGrads {
   Tensor dx;      // [..., C], x's shape

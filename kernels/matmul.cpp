@@ -1,5 +1,6 @@
 #include "kernels/matmul.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 
@@ -8,6 +9,7 @@
 #include "kernels/cuda/binary_cuda.h"
 #include "kernels/cuda/matmul_cuda.h"
 #include "kernels/dispatch.h"
+#include "kernels/permute.h"
 #include "kernels/profiler.h"
 #include "kernels/ref/matmul_ref.h"
 
@@ -184,6 +186,33 @@ Tensor sum_to(Context& ctx, const Tensor& full, const Shape& like) {
   return out;
 }
 
+// The dim order that lists t's dims from the largest stride to the smallest, if t viewed in
+// that order is contiguous (t is a dim permutation of a contiguous tensor); empty otherwise.
+std::vector<int64_t> dense_order(const Tensor& t) {
+  std::vector<int64_t> order(size_t(t.dim()));
+  for (int64_t d = 0; d < t.dim(); ++d) order[size_t(d)] = d;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t x, int64_t y) { return t.stride(x) > t.stride(y); });
+  return t.permute(order).is_contiguous() ? order : std::vector<int64_t>{};
+}
+
+// opts.out's checks: the result's shape, dtype and device, and a permuted-contiguous layout.
+void check_out(const char* op, const Tensor& out, const Shape& shape, DType dtype,
+               const Tensor& a) {
+  KDNAS_CHECK(out.shape() == shape && out.dtype() == dtype && out.device() == a.device(), op,
+              ": out is ", dtype_name(out.dtype()), " ", out.shape(), " on ", out.device().str(),
+              " but the result is ", dtype_name(dtype), " ", shape, " on ", a.device().str());
+  KDNAS_CHECK(!dense_order(out).empty(), op, ": out ", out.shape(), " with strides ",
+              out.strides(), " is not a contiguous tensor or a dim permutation of one");
+}
+
+// out (=) res, any device: both viewed in out's memory order, where out is contiguous.
+void copy_into(Context& ctx, const Tensor& out, const Tensor& res) {
+  const std::vector<int64_t> order = dense_order(out);
+  Tensor dst = out.permute(order);
+  dst.copy_(permute_copy(ctx, res, order));
+}
+
 // a viewed (or copied) as [rows, K]: the batch dims stacked into the rows.
 Tensor rows_of(const Tensor& t) {
   const int64_t cols = t.size(-1);
@@ -227,12 +256,32 @@ Tensor matmul_forward(Context& ctx, const Tensor& a_in, const Tensor& b_in,
     b = cast(ctx, b_in, DType::F32);
   }
   const Shape out_shape = matmul_out_shape(op, a, b);
+  if (opts.out.defined()) check_out(op, opts.out, out_shape, out_dtype, a_in);
   const GemmLayout l = gemm_layout(op, a, b);
   if (prof) {  // as ONEDNN_VERBOSE's problem_desc: src:weights:dst, batch dims first
     std::string batch;
     for (int64_t d : l.batch) batch += std::to_string(d) + "x";
     const std::string M = std::to_string(l.M), K = std::to_string(l.K), N = std::to_string(l.N);
     prof.set_gemm(batch + M + "x" + K + ":" + batch + K + "x" + N + ":" + batch + M + "x" + N);
+  }
+  if (opts.out.defined()) {
+    const Tensor& dst = opts.out;
+    // oneDNN writes dst in place when the batch did not fold into the rows and dst's rows are
+    // plain (unit column stride); anything else computes a new result and copies it in.
+    const bool direct = r == Route::Onednn && l.K > 0 && dst.numel() > 0 &&
+                        l.batch.size() + 2 == out_shape.size() && dst.stride(-1) == 1;
+    if (!direct) {
+      MatmulOptions o = opts;
+      o.out = Tensor();
+      copy_into(ctx, dst, matmul_forward(ctx, a_in, b_in, o));
+      return dst;
+    }
+    const Tensor bias = opts.bias.defined() ? opts.bias.contiguous() : Tensor();
+    Shape strides = dst.strides();
+    if (l.M == 1) strides[strides.size() - 2] = l.N;  // a lone row: its stride is free
+    matmul_forward_onednn(ctx, dst.raw_data(), out_dtype, a.raw_data(), b.raw_data(), a.dtype(),
+                          bias.defined() ? bias.data<float>() : nullptr, l, gelu, strides);
+    return dst;
   }
   const DType kernel_out = widen ? DType::F32 : out_dtype;
   Tensor out = Tensor::empty(out_shape, kernel_out, a_in.device());

@@ -5,7 +5,7 @@
 // as long as one of the two matrix dims has stride 1 (and the other a stride that does not
 // overlap rows), the kernels read them in place with no copy; anything else is copied to a
 // contiguous tensor first. Batch dims may have any strides, and a batch dim of size 1 or
-// stride 0 (expand) broadcasts. Outputs are new contiguous tensors.
+// stride 0 (expand) broadcasts. Outputs are new contiguous tensors, or matmul's opts.out.
 //
 // dtypes. f32 x f32 -> f32; bf16 x bf16 -> f32 or bf16 (out_dtype), always with f32
 // accumulation; f64 x f64 -> f64 on the Ref kernels only (for gradient checks). The bias is
@@ -32,6 +32,13 @@ struct MatmulOptions {
   Activation act = Activation::None;  // applied after the bias
   DType out_dtype = DType::F32;       // F32 or BF16 (BF16 only with bf16 operands); f64
                                       // operands always give f64 (leave F32 or say F64)
+  // Where to write the result, or undefined for a new contiguous tensor. out has the result's
+  // shape [batch..., M, N], dtype and device, and is contiguous or a dim permutation of a
+  // contiguous tensor: attention's heads [B, NH, T, HS] as a view of a [B, T, NH, HS] tensor,
+  // so that PV lands merged with no permute pass. oneDNN writes such an out in place (same
+  // speed as a contiguous one on AMX); the other backends compute a contiguous result and copy
+  // it in. matmul_forward then returns out.
+  Tensor out = Tensor();
 };
 
 // out = act(a · b + bias)

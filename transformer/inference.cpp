@@ -86,7 +86,6 @@ Tensor InferenceEncoder::forward(Context& ctx, const Tensor& ids, const Tensor& 
   // qlinear). The attention products (QKᵀ, PV) run in bf16 for bf16 and int8, f32 for f32.
   const DType gemm_dt = dtype_ == DType::BF16 ? DType::BF16 : DType::F32;
   const DType attn_dt = dtype_ == DType::F32 ? DType::F32 : DType::BF16;
-  auto gemm_in = [&](const Tensor& t) { return gemm_dt == DType::F32 ? t : cast(ctx, t, gemm_dt); };
   const bool int8 = dtype_ == DType::I8;
 
   Tensor hidden_all;
@@ -96,24 +95,31 @@ Tensor InferenceEncoder::forward(Context& ctx, const Tensor& ids, const Tensor& 
                  embedding_forward(ctx, pos_ids, pos_));
   x = layer_norm_forward(ctx, add(ctx, x, type0_), emb_ln_w_, emb_ln_b_, eps).out;  // [B, T, C]
   if (all_hidden) hidden_all.select(0, 0).copy_(x);
+  // The bf16 GEMMs read x as bf16: the embedding's is cast here, every later one comes out of
+  // the add + LayerNorm that produces x (rounded in the same pass).
+  const bool bf16_gemm = gemm_dt == DType::BF16;
+  Tensor x16 = bf16_gemm ? cast(ctx, x, DType::BF16) : x;
 
   for (int64_t l = 0; l < L; ++l) {
     const Layer& w = layers_[size_t(l)];
     ProfileScope layer_scope(ctx, "layer", "layer");  // the whole layer, around its ops' events
     if (layer_scope) layer_scope.set_name("layer " + std::to_string(l));
-    // One GEMM for Q, K and V: [B, T, C] x [3C, C]^T -> [B, T, 3C]; heads are strided views.
+    // One GEMM for Q, K and V: [B, T, C] x [3C, C]^T -> [B, T, 3C].
     Tensor qkv = int8 ? qlinear_forward(ctx, x, w.qqkv)
-                      : linear_forward(ctx, gemm_in(x), w.wqkv, w.bqkv, Activation::None, gemm_dt);
-    // Q, K, V: [B, NH, T, HS] each. In f32 they are strided views of qkv [B, T, 3, NH, HS] (no
-    // copy). In bf16 one copy of qkv into [3, B, NH, T, HS] makes every head contiguous: oneDNN
-    // 2.6 then runs the two attention GEMMs with its AMX brgemm kernels instead of gemm:jit,
-    // which halves their time (12 heads of 128 x 64: ~0.16 -> ~0.075 ms per layer, more than
-    // the copy costs). In f32 the brgemm kernels gain less than that copy costs. int8 takes
-    // the bf16 attention too (its f32 qkv cast first, which halves the copy's bytes): its
-    // error is far below the int8 linear layers' own.
+                      : linear_forward(ctx, x16, w.wqkv, w.bqkv, Activation::None, gemm_dt);
+    // Q, K, V: [B, NH, T, HS] each: strided views of qkv [B, T, 3, NH, HS] (no copy), or one
+    // copy of qkv into [3, B, NH, T, HS] that makes every head contiguous, so that oneDNN 2.6
+    // runs the two attention GEMMs with its brgemm kernels instead of gemm:jit (it does not
+    // take rows strided wider than the head). In bf16 (AMX) that halves their time (12 heads of
+    // 128 x 64: ~0.16 -> ~0.075 ms per layer), more than the copy costs, at any size. In f32 it
+    // takes XLM-R's two attention GEMMs at batch 1 from 0.45 to 0.20 ms a layer, but the copy
+    // only pays while qkv stays in cache (b1 2 threads: XLM-R 85.8 -> 84.9 ms; 6L/384H batch 32
+    // 1 thread, qkv 19 MB: 694 -> 704), so f32 copies up to 2 MiB of qkv. int8 takes the bf16
+    // attention (its f32 qkv cast first, which halves the copy's bytes): its error is far below
+    // the int8 linear layers' own.
     Tensor q, k, v;
-    if (attn_dt == DType::BF16) {
-      if (qkv.dtype() != DType::BF16) qkv = cast(ctx, qkv, DType::BF16);
+    if (attn_dt == DType::BF16 || qkv.nbytes() <= (size_t(2) << 20)) {
+      if (qkv.dtype() != attn_dt) qkv = cast(ctx, qkv, attn_dt);
       Tensor heads3 = permute_copy(ctx, qkv.view({B, T, 3, NH, HS}), {2, 0, 3, 1, 4});
       q = heads3.select(0, 0), k = heads3.select(0, 1), v = heads3.select(0, 2);
     } else {
@@ -126,17 +132,25 @@ Tensor InferenceEncoder::forward(Context& ctx, const Tensor& ids, const Tensor& 
     // The probabilities in attn_dt: softmax rounds them to bf16 as it writes them.
     Tensor probs = attn_dt == DType::BF16 ? softmax_forward_bf16(ctx, scores, add_mask, score_scale)
                                           : softmax_forward(ctx, scores, add_mask, score_scale);
+    // PV [B, NH, T, HS] written straight into merged [B, T, NH, HS] (no permute pass).
+    Tensor merged = Tensor::empty({B, T, NH, HS}, gemm_dt, device_);
     MatmulOptions pv;
     pv.out_dtype = gemm_dt;
-    Tensor heads = matmul_forward(ctx, probs, v, pv);  // [B, NH, T, HS], gemm_dt
-    Tensor merged = permute_copy(ctx, heads, {0, 2, 1, 3}).view({B, T, C});
+    pv.out = merged.permute({0, 2, 1, 3});
+    matmul_forward(ctx, probs, v, pv);
+    merged = merged.view({B, T, C});
     Tensor attn = int8 ? qlinear_forward(ctx, merged, w.qo)
                        : linear_forward(ctx, merged, w.wo, w.bo);  // [B, T, C] f32
-    Tensor h1 = add_layer_norm_forward(ctx, x, attn, w.ln1_w, w.ln1_b, eps);  // LN(x + attn)
+    Tensor h1_16;  // LN(x + attn), and its bf16 copy for the FFN's first GEMM
+    Tensor h1 = add_layer_norm_forward(ctx, x, attn, w.ln1_w, w.ln1_b, eps,
+                                       bf16_gemm ? &h1_16 : nullptr);
     Tensor ff = int8 ? qlinear_forward(ctx, h1, w.q1, Activation::Gelu)
-                     : linear_forward(ctx, gemm_in(h1), w.w1, w.b1, Activation::Gelu, gemm_dt);
+                     : linear_forward(ctx, bf16_gemm ? h1_16 : h1, w.w1, w.b1, Activation::Gelu,
+                                      gemm_dt);
     Tensor ff2 = int8 ? qlinear_forward(ctx, ff, w.q2) : linear_forward(ctx, ff, w.w2, w.b2);
-    x = add_layer_norm_forward(ctx, h1, ff2, w.ln2_w, w.ln2_b, eps);
+    x = add_layer_norm_forward(ctx, h1, ff2, w.ln2_w, w.ln2_b, eps,
+                               bf16_gemm && l + 1 < L ? &x16 : nullptr);
+    if (!bf16_gemm) x16 = x;
     if (all_hidden) hidden_all.select(0, l + 1).copy_(x);
   }
   return all_hidden ? hidden_all : x;

@@ -4,10 +4,13 @@
 // What differs from Encoder::forward (the training path) — and why it is faster:
 //   - no autograd graph, no dropout;
 //   - Q, K and V come from one GEMM against the concatenated [3C, C] weight;
-//   - attention reads Q, K, V as strided views of that GEMM's output (f32) or, in bf16 and
-//     int8, from one bf16 copy that makes every head contiguous (AMX runs those GEMMs ~2x
-//     faster); there the softmax writes its probabilities in bf16 (softmax_forward_bf16);
-//   - the residual add and the LayerNorm after it are one op (add_layer_norm_forward);
+//   - attention reads Q, K, V from one copy that makes every head contiguous (bf16 and int8:
+//     in bf16, where AMX runs those GEMMs ~2x faster; f32: while the copy stays in cache), or
+//     as strided views of that GEMM's output (f32, larger); in bf16 and int8 the softmax writes
+//     its probabilities in bf16 (softmax_forward_bf16);
+//   - PV writes the heads straight into the merged [B, T, C] layout (matmul's opts.out);
+//   - the residual add and the LayerNorm after it are one op (add_layer_norm_forward), which
+//     in bf16 also writes the bf16 copy the next GEMM reads (no separate cast);
 //   - the FFN's GELU and every bias run as GEMM epilogues;
 //   - dtype bf16: weights are converted to bf16 once, activations right before each GEMM, and
 //     accumulation stays f32 (LayerNorm and softmax run in f32).

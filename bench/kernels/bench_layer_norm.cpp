@@ -7,6 +7,7 @@
 // directly, so the choice can be re-measured on another machine.
 #include "bench/bench_util.h"
 #include "kernels/binary.h"
+#include "kernels/cast.h"
 #include "kernels/cpu/layer_norm_cpu.h"
 #include "kernels/layer_norm.h"
 #include "tensor/rng.h"
@@ -108,14 +109,43 @@ void BM_add_layer_norm_forward(benchmark::State& state, Backend be, bool fused) 
             [&] { benchmark::DoNotOptimize(run().raw_data()); });
 }
 
+// The same with the bf16 copy the next bf16 GEMM reads: fused = add_layer_norm_forward writing
+// both (each row rounded while in L1), unfused = add_layer_norm_forward then cast (what it
+// replaces). Reads x and the residual, writes out (f32) and its bf16 copy.
+void BM_add_layer_norm_forward_bf16(benchmark::State& state, Backend be, bool fused) {
+  Context ctx(be, bench_threads()), ref(Backend::Ref);
+  const int64_t rows = state.range(0), C = state.range(1);
+  Inputs in = make_inputs(rows, C);
+  const Tensor& res = in.dout;
+  auto run = [&] {
+    Tensor out16;
+    if (fused) {
+      add_layer_norm_forward(ctx, in.x, res, in.gamma, in.beta, kEps, &out16);
+    } else {
+      out16 = cast(ctx, add_layer_norm_forward(ctx, in.x, res, in.gamma, in.beta, kEps),
+                   DType::BF16);
+    }
+    return out16;
+  };
+  const Tensor want = add_layer_norm_forward(ref, in.x, res, in.gamma, in.beta, kEps);
+  if (!validate(state, run().to(DType::F32), want, 1e-2, 1e-2)) return;
+  const size_t data = in.x.nbytes(), par = 2 * in.gamma.nbytes();
+  run_timed(state, ctx, {double(3 * data + data / 2 + par), 0, 2 * data, data + data / 2},
+            [&] { benchmark::DoNotOptimize(run().raw_data()); });
+}
+
 void shapes(benchmark::internal::Benchmark* b) {
-  b->Args({128, 768})->Args({128, 3072})->UseManualTime()->Unit(benchmark::kMicrosecond);
+  b->Args({128, 768})->Args({128, 3072})->Args({4096, 768});
+  b->UseManualTime()->Unit(benchmark::kMicrosecond);
 }
 
 BENCHMARK_CAPTURE(BM_layer_norm_forward, omp, Backend::Omp, false)->Apply(shapes);
 BENCHMARK_CAPTURE(BM_layer_norm_backward, omp, Backend::Omp, false)->Apply(shapes);
 BENCHMARK_CAPTURE(BM_add_layer_norm_forward, omp_fused, Backend::Omp, true)->Apply(shapes);
 BENCHMARK_CAPTURE(BM_add_layer_norm_forward, omp_unfused, Backend::Omp, false)->Apply(shapes);
+BENCHMARK_CAPTURE(BM_add_layer_norm_forward_bf16, omp_fused, Backend::Omp, true)->Apply(shapes);
+BENCHMARK_CAPTURE(BM_add_layer_norm_forward_bf16, omp_unfused, Backend::Omp, false)
+    ->Apply(shapes);
 
 // The oneDNN variants exist only in builds with oneDNN.
 [[maybe_unused]] const bool registered = [] {

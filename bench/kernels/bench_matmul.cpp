@@ -25,6 +25,7 @@
 
 #include "bench/bench_util.h"
 #include "kernels/matmul.h"
+#include "kernels/permute.h"
 #include "tensor/rng.h"
 
 #if KDNAS_HAVE_ONEDNN
@@ -217,12 +218,15 @@ void BM_linear_const(benchmark::State& state, Backend be, DType dt) {
 
 // Attention at XLM-R's B = 8, NH = 12, T = 128, HS = 64. range(0): 0 = QKᵀ, 1 = PV;
 // range(1): 0 = head views of [B, T, NH, HS] (what the QKV projection leaves), 1 = contiguous
-// [B*NH, T, HS].
+// [B*NH, T, HS]; PV only: 2 = contiguous [B, NH, T, HS] heads written straight into a merged
+// [B, T, NH, HS] out (opts.out, what inference does), 3 = the same, then a permute_copy to
+// merged (what 2 replaces).
 void BM_attention(benchmark::State& state, Backend be, DType dt) {
   Context ctx(be, bench_threads());
   Rng rng(0);
   const int64_t B = 8, NH = 12, T = 128, HS = 64;
-  const bool qk = state.range(0) == 0, views = state.range(1) == 0;
+  const int64_t layout = state.range(1);
+  const bool qk = state.range(0) == 0, views = layout == 0;
   Tensor x, y;
   if (views) {
     Tensor q = Tensor::empty({B, T, NH, HS}, dt), k = Tensor::empty({B, T, NH, HS}, dt);
@@ -231,8 +235,9 @@ void BM_attention(benchmark::State& state, Backend be, DType dt) {
     x = q.permute({0, 2, 1, 3});
     y = k.permute({0, 2, 1, 3});
   } else {
-    x = Tensor::empty({B * NH, T, HS}, dt);
-    y = Tensor::empty({B * NH, T, HS}, dt);
+    const Shape heads = layout == 1 ? Shape{B * NH, T, HS} : Shape{B, NH, T, HS};
+    x = Tensor::empty(heads, dt);
+    y = Tensor::empty(heads, dt);
     rng.fill_uniform(x, -1.f, 1.f);
     rng.fill_uniform(y, -1.f, 1.f);
   }
@@ -245,7 +250,15 @@ void BM_attention(benchmark::State& state, Backend be, DType dt) {
     rng.fill_uniform(p, 0.f, 2.f / T);
     x = p;
   }
-  auto op = [&] { return matmul_forward(ctx, x, y); };
+  Tensor merged = Tensor::empty({B, T, NH, HS});
+  MatmulOptions into;
+  into.out = merged.permute({0, 2, 1, 3});
+  // Every variant returns the [.., T, HS] heads (2 and 3 as views of merged).
+  auto op = [&] {
+    if (layout == 2) return matmul_forward(ctx, x, y, into);
+    if (layout == 3) return permute_copy(ctx, matmul_forward(ctx, x, y), {0, 2, 1, 3}).permute({0, 2, 1, 3});
+    return matmul_forward(ctx, x, y);
+  };
   if (!validate_rows(state, op(), x, y, {}, false)) return;
   const double flops = 2.0 * B * NH * T * T * HS;
   run_gemm(state, be, ctx.threads(), flops, x, y, {}, false, op);
@@ -271,7 +284,7 @@ void linear_const_shapes(benchmark::internal::Benchmark* b) {
   b->UseManualTime()->Unit(benchmark::kMicrosecond);
 }
 void attention_shapes(benchmark::internal::Benchmark* b) {
-  b->Args({0, 0})->Args({0, 1})->Args({1, 0})->Args({1, 1});
+  b->Args({0, 0})->Args({0, 1})->Args({1, 0})->Args({1, 1})->Args({1, 2})->Args({1, 3});
   b->UseManualTime()->Unit(benchmark::kMicrosecond);
 }
 

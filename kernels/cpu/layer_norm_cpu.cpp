@@ -12,6 +12,7 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/cpu/cast_cpu.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/cpu/vec_math.h"
 #include "tensor/check.h"
@@ -76,9 +77,10 @@ KDNAS_CPU_CLONES void ln_fwd_rows(float* out, float* mean, float* rstd, const fl
 
 // Rows [r0, r1) of the fused add + forward: the row's sum goes to out (one read of each input,
 // one write), and is normalised in place while it sits in L1.
-KDNAS_CPU_CLONES void add_ln_fwd_rows(float* out, const float* inp, const float* residual,
-                                      const float* gamma, const float* beta, int64_t r0, int64_t r1,
-                                      int64_t C, float eps) {
+// With out_bf16, each finished row is also rounded to bf16 there, still from L1.
+KDNAS_CPU_CLONES void add_ln_fwd_rows(float* out, bf16* out_bf16, const float* inp,
+                                      const float* residual, const float* gamma, const float* beta,
+                                      int64_t r0, int64_t r1, int64_t C, float eps) {
   const float inv_c = 1.0f / float(C);
   for (int64_t r = r0; r < r1; ++r) {
     float* o = out + r * C;
@@ -88,6 +90,7 @@ KDNAS_CPU_CLONES void add_ln_fwd_rows(float* out, const float* inp, const float*
     for (int64_t c = 0; c < C; ++c) o[c] = x[c] + y[c];
     float m, s;
     ln_fwd_row(o, o, gamma, beta, C, inv_c, eps, m, s);
+    if (out_bf16) f32_to_bf16_serial(out_bf16 + r * C, o, C);
   }
 }
 
@@ -184,11 +187,11 @@ void layer_norm_forward_cpu(Context& ctx, float* out, float* mean, float* rstd, 
   });
 }
 
-void add_layer_norm_forward_cpu(Context& ctx, float* out, const float* inp, const float* residual,
-                                const float* gamma, const float* beta, int64_t rows, int64_t C,
-                                float eps) {
+void add_layer_norm_forward_cpu(Context& ctx, float* out, bf16* out_bf16, const float* inp,
+                                const float* residual, const float* gamma, const float* beta,
+                                int64_t rows, int64_t C, float eps) {
   parallel_for(ctx, rows, std::max<int64_t>(1, elementwise_grain() / C), [&](int64_t b, int64_t e) {
-    add_ln_fwd_rows(out, inp, residual, gamma, beta, b, e, C, eps);
+    add_ln_fwd_rows(out, out_bf16, inp, residual, gamma, beta, b, e, C, eps);
   });
 }
 

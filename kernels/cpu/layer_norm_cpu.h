@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "kernels/context.h"
+#include "tensor/dtype.h"
 
 namespace kdnas {
 
@@ -17,9 +18,10 @@ void layer_norm_forward_cpu(Context& ctx, float* out, float* mean, float* rstd, 
 // out = LayerNorm(inp + residual) per row, no statistics (kernels/ref/layer_norm_ref.h): each
 // row's sum is written to out and normalised there while it is in L1, by the same row code as
 // layer_norm_forward_cpu, so the result is bit-identical to add then layer_norm on this backend.
-void add_layer_norm_forward_cpu(Context& ctx, float* out, const float* inp, const float* residual,
-                                const float* gamma, const float* beta, int64_t rows, int64_t C,
-                                float eps);
+// out_bf16: null, or [rows, C] that also receives out rounded to bf16 (as cast_f32_to_bf16_cpu).
+void add_layer_norm_forward_cpu(Context& ctx, float* out, bf16* out_bf16, const float* inp,
+                                const float* residual, const float* gamma, const float* beta,
+                                int64_t rows, int64_t C, float eps);
 void layer_norm_backward_cpu(Context& ctx, float* dinp, float* dgamma, float* dbeta,
                              const float* dout, const float* inp, const float* gamma,
                              const float* mean, const float* rstd, int64_t rows, int64_t C);

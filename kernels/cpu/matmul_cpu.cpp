@@ -348,7 +348,8 @@ dnnl::primitive_attr gelu_attr(bool gelu) {
 }  // namespace
 
 void matmul_forward_onednn(Context& ctx, void* out, DType out_dtype, const void* a, const void* b,
-                           DType in_dtype, const float* bias, const GemmLayout& l, bool gelu) {
+                           DType in_dtype, const float* bias, const GemmLayout& l, bool gelu,
+                           const Shape& out_strides) {
   using namespace dnnl;
   OnednnState& st = onednn_state(ctx);
   const OperandDesc ad = operand_desc(l.batch, l.a_batch_strides, l.M, l.K, l.a_rs, l.a_cs);
@@ -359,10 +360,20 @@ void matmul_forward_onednn(Context& ctx, void* out, DType out_dtype, const void*
   const memory::data_type idt = onednn_dtype(in_dtype), odt = onednn_dtype(out_dtype);
   const memory::desc a_md(ad.dims, idt, ad.strides), b_md(bd.dims, idt, bd.strides);
   memory::dims c_strides(cdims.size());
-  int64_t s = 1;
-  for (size_t k = cdims.size(); k-- > 0;) {
-    c_strides[k] = s;
-    s *= cdims[k];
+  if (out_strides.empty()) {
+    int64_t s = 1;
+    for (size_t k = cdims.size(); k-- > 0;) {
+      c_strides[k] = s;
+      s *= cdims[k];
+    }
+  } else {  // the caller's layout, with size-1 dims given strides oneDNN accepts
+    const size_t nb = l.batch.size();
+    KDNAS_CHECK(out_strides.size() == nb + 2, "matmul: ", out_strides.size(),
+                " out strides for ", nb + 2, " dims");
+    const int64_t rs = out_strides[nb], cs = out_strides[nb + 1];
+    const Shape ob(out_strides.begin(), out_strides.begin() + std::ptrdiff_t(nb));
+    const OperandDesc od = operand_desc(l.batch, ob, l.M, l.N, rs, cs);
+    c_strides = od.strides;
   }
   const memory::desc out_md(cdims, odt, c_strides);
   // The bias as a [1, ..., 1, N] tensor, broadcast over everything but the columns.
@@ -372,9 +383,9 @@ void matmul_forward_onednn(Context& ctx, void* out, DType out_dtype, const void*
   const memory::desc bias_md =
       bias ? memory::desc(bias_dims, memory::data_type::f32, bias_strides) : memory::desc();
 
-  const std::string key =
-      detail::concat("matmul:", dtype_name(in_dtype), ad.dims, ad.strides, bd.dims, bd.strides,
-                     "->", dtype_name(out_dtype), cdims, bias ? ":bias" : "", gelu ? ":gelu" : "");
+  const std::string key = detail::concat("matmul:", dtype_name(in_dtype), ad.dims, ad.strides,
+                                         bd.dims, bd.strides, "->", dtype_name(out_dtype), cdims,
+                                         c_strides, bias ? ":bias" : "", gelu ? ":gelu" : "");
   const auto& e = onednn_cached(ctx, key, [&] {
     const primitive_attr attr = gelu_attr(gelu);
     try {
@@ -454,7 +465,7 @@ void linear_forward_onednn_packed(Context& ctx, void* out, DType out_dtype, cons
 }
 #else
 void matmul_forward_onednn(Context&, void*, DType, const void*, const void*, DType, const float*,
-                           const GemmLayout&, bool) {
+                           const GemmLayout&, bool, const Shape&) {
   detail::fail("matmul: built without oneDNN");
 }
 void linear_forward_onednn_packed(Context&, void*, DType, const void*, const void*, DType,

@@ -34,9 +34,12 @@ void matmul_forward_cpu(Context& ctx, float* out, const float* a, const float* b
                         const GemmLayout& l, bool gelu);
 
 // The same with oneDNN: a and b are f32 or bf16 (both the same), out f32 or bf16, bias f32 [N]
-// or null. The primitive for a layout is created once and cached in the Context.
+// or null. The primitive for a layout is created once and cached in the Context. out_strides:
+// out's strides, one per dim of [batch..., M, N] (any non-overlapping layout: oneDNN writes it
+// in place), or empty for a contiguous out.
 void matmul_forward_onednn(Context& ctx, void* out, DType out_dtype, const void* a, const void* b,
-                           DType in_dtype, const float* bias, const GemmLayout& l, bool gelu);
+                           DType in_dtype, const float* bias, const GemmLayout& l, bool gelu,
+                           const Shape& out_strides = {});
 
 // out [M, N] (=) act(x · wᵀ + bias) with oneDNN, w [N, K] constant (ConstWeights, kernels/
 // matmul.h): the weights are reordered once into the primitive's preferred layout and kept in

@@ -4,6 +4,7 @@
 
 #include "kernels/binary.h"
 #include "kernels/cpu/layer_norm_cpu.h"
+#include "kernels/cast.h"
 #include "kernels/layer_norm.h"
 #include "tests/test_util.h"
 
@@ -243,6 +244,14 @@ TEST_CASE("add_layer_norm is layer_norm(add(x, residual)) on every backend") {
         KDNAS_CHECK_CLOSE(got, want, kF32, what);
         const Tensor same = layer_norm_forward(ctx, add(ctx, x, res), gamma, beta, eps).out;
         KDNAS_CHECK_CLOSE(got, same, (Tol{0, 0}), what + " vs add + layer_norm, same backend");
+        // With the bf16 copy: the same f32 result, and the copy is exactly its cast.
+        Tensor got16;
+        const Tensor got2 = add_layer_norm_forward(ctx, x, res, gamma, beta, eps, &got16);
+        KDNAS_CHECK_CLOSE(got2, got, (Tol{0, 0}), what + " f32 result with a bf16 copy");
+        REQUIRE(got16.dtype() == DType::BF16);
+        CHECK(got16.shape() == got.shape());
+        KDNAS_CHECK_CLOSE(got16.to(DType::F32), cast(ctx, got, DType::BF16).to(DType::F32),
+                          (Tol{0, 0}), what + " bf16 copy vs cast");
       }
     }
   }
@@ -261,9 +270,12 @@ TEST_CASE("add_layer_norm on strided views, in f64, with no rows, and misuse") {
     Context ctx(be);
     KDNAS_CHECK_CLOSE(add_layer_norm_forward(ctx, x, res, gamma, beta, 1e-5), want, kF32,
                       std::string("add_layer_norm strided ") + backend_name(be));
+    Tensor empty16;
     Tensor empty = add_layer_norm_forward(ctx, Tensor::zeros({0, 8}), Tensor::zeros({0, 8}),
-                                          Tensor::ones({8}), Tensor::zeros({8}), 1e-5);
+                                          Tensor::ones({8}), Tensor::zeros({8}), 1e-5, &empty16);
     CHECK(empty.shape() == Shape{0, 8});
+    CHECK(empty16.shape() == Shape{0, 8});
+    CHECK(empty16.dtype() == DType::BF16);
   }
   // f64 runs on the reference: the sum, then the textbook LayerNorm.
   Tensor xd = random_tensor({4, 9}, rng, DType::F64), rd = random_tensor({4, 9}, rng, DType::F64);
@@ -282,5 +294,11 @@ TEST_CASE("add_layer_norm on strided views, in f64, with no rows, and misuse") {
   check_throws_with(
       [&] { add_layer_norm_forward(ctx, x2, x2.to(DType::F64), g3, b3, 1e-5); },
       {"add_layer_norm", "residual", "f64"});
+  Tensor copy16;
+  check_throws_with(
+      [&] {
+        add_layer_norm_forward(ref, xd, rd, gd, bd, 1e-5, &copy16);
+      },
+      {"add_layer_norm", "bf16 copy", "f64"});
 }
 }

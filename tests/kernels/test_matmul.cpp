@@ -222,6 +222,67 @@ TEST_SUITE("kernels") {
     }
   }
 
+  TEST_CASE("matmul writes into a given out: contiguous or permuted, f32 and bf16") {
+    Rng rng(17);
+    Context ref(Backend::Ref);
+    const int64_t B = 2, NH = 3, T = 17, HS = 8;
+    for (DType dt : {DType::F32, DType::BF16}) {
+      // PV as attention runs it: heads [B, NH, T, HS] written as a view of merged [B, T, NH, HS].
+      Tensor p = random_tensor({B, NH, T, T}, rng, dt), v = random_tensor({B, NH, T, HS}, rng, dt);
+      Tensor bias = random_tensor({HS}, rng);
+      const MatmulOptions plain{bias, Activation::Gelu};
+      const Tensor want = matmul_forward(ref, p.to(DType::F32), v.to(DType::F32), plain);
+      const Tol tol = dt == DType::BF16 ? bf16_gemm_tol(T) : gemm_tol(T);
+      for (Backend be : compiled_cpu_backends()) {
+        Context ctx(be);
+        const std::string what = name_of(be, std::string(dtype_name(dt)) + " PV into merged");
+        for (DType odt : {DType::F32, DType::BF16}) {
+          if (odt == DType::BF16 && dt != DType::BF16) continue;
+          Tensor merged = Tensor::full({B, T, NH, HS}, 7.f, odt);
+          Tensor heads = merged.permute({0, 2, 1, 3});
+          MatmulOptions o = plain;
+          o.out_dtype = odt, o.out = heads;
+          Tensor got = matmul_forward(ctx, p, v, o);
+          CHECK(got.raw_data() == merged.raw_data());
+          CHECK(got.strides() == heads.strides());
+          KDNAS_CHECK_CLOSE(got.to(DType::F32), want,
+                            odt == DType::BF16 ? kBF16 : tol, what + " " + dtype_name(odt));
+          // Every element of merged was written (none kept the fill value).
+          KDNAS_CHECK_CLOSE(merged.to(DType::F32).permute({0, 2, 1, 3}), want,
+                            odt == DType::BF16 ? kBF16 : tol, what + " (merged) " + dtype_name(odt));
+        }
+        // A contiguous out, and one whose batch folds into the rows (b shared).
+        Tensor out = Tensor::empty({B, NH, T, HS});
+        MatmulOptions o = plain;
+        o.out = out;
+        KDNAS_CHECK_CLOSE(matmul_forward(ctx, p, v, o), want, tol, what + " contiguous out");
+        Tensor a = random_tensor({B, T, HS}, rng, dt), w = random_tensor({HS, 5}, rng, dt);
+        Tensor folded = Tensor::empty({5, B, T}).permute({1, 2, 0});
+        o = {};
+        o.out = folded;
+        KDNAS_CHECK_CLOSE(matmul_forward(ctx, a, w, o),
+                          matmul_forward(ref, a.to(DType::F32), w.to(DType::F32)), tol,
+                          what + " folded batch into a column-major out");
+      }
+    }
+    // Misuse: wrong shape, dtype, or an out that is not a permuted contiguous tensor.
+    Context ctx;
+    Tensor a = Tensor::zeros({4, 3}), b = Tensor::zeros({3, 5});
+    auto with_out = [&](const Tensor& out) {
+      MatmulOptions o;
+      o.out = out;
+      matmul_forward(ctx, a, b, o);
+    };
+    check_throws_with([&] { with_out(Tensor::zeros({4, 6})); },
+                      {"matmul", "out", "[4, 6]", "[4, 5]"});
+    check_throws_with([&] { with_out(Tensor::zeros({4, 5}, DType::BF16)); },
+                      {"matmul", "out", "bf16", "f32"});
+    check_throws_with([&] { with_out(Tensor::zeros({4, 10}).narrow(1, 0, 5)); },
+                      {"matmul", "out", "not a contiguous tensor"});
+    check_throws_with([&] { with_out(Tensor::zeros({1, 5}).expand({4, 5})); },
+                      {"matmul", "out", "not a contiguous tensor"});
+  }
+
   TEST_CASE("linear with constant (pre-packed) weights matches the reference at any M") {
     Rng rng(16);
     Context ref(Backend::Ref);
