@@ -1,5 +1,6 @@
 #include "transformer/inference.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -63,6 +64,57 @@ double InferenceEncoder::flops(int64_t B, int64_t T) const {
   return per_layer * double(cfg_.num_hidden_layers);
 }
 
+// Sequences per attention chunk: as many as keep one chunk's f32 scores [n, NH, T, T] within
+// kAttentionChunkBytes (at least one). XLM-R Base at 128 tokens has 768 KiB of scores per
+// sequence, so it goes one sequence at a time.
+namespace {
+constexpr int64_t kAttentionChunkBytes = int64_t(1) << 20;
+
+int64_t attention_chunk(int64_t B, int64_t NH, int64_t T) {
+  const int64_t per_seq = std::max<int64_t>(1, NH * T * T * int64_t(sizeof(float)));
+  return std::clamp<int64_t>(kAttentionChunkBytes / per_seq, 1, std::max<int64_t>(B, 1));
+}
+}  // namespace
+
+// Attention for n sequences: qkv [n, T, 3C] (the QKV GEMM's output), add_mask [n, ...] (the
+// additive mask), merged [n, T, NH, HS] (written, in the GEMMs' dtype).
+void InferenceEncoder::attend_chunk(Context& ctx, Tensor qkv, const Tensor& add_mask,
+                                    const Tensor& merged, double score_scale) const {
+  const int64_t n = qkv.size(0), T = qkv.size(1), NH = cfg_.num_attention_heads;
+  const int64_t HS = cfg_.hidden_size / NH;
+  const DType attn_dt = dtype_ == DType::F32 ? DType::F32 : DType::BF16;
+  // Q, K, V: [n, NH, T, HS] each: strided views of qkv [n, T, 3, NH, HS] (no copy), or one
+  // copy of qkv into [3, n, NH, T, HS] that makes every head contiguous, so that oneDNN 2.6
+  // runs the two attention GEMMs with its brgemm kernels instead of gemm:jit (it does not
+  // take rows strided wider than the head). In bf16 (AMX) that halves their time (12 heads of
+  // 128 x 64: ~0.16 -> ~0.075 ms per layer), more than the copy costs, at any size. In f32 it
+  // takes XLM-R's two attention GEMMs at batch 1 from 0.45 to 0.20 ms a layer, but the copy
+  // only pays while qkv stays in cache (b1 2 threads: XLM-R 85.8 -> 84.9 ms; 6L/384H batch 32
+  // 1 thread, qkv 19 MB: 694 -> 704), so f32 copies up to 2 MiB of qkv. int8 takes the bf16
+  // attention (its f32 qkv cast first, which halves the copy's bytes): its error is far below
+  // the int8 linear layers' own.
+  Tensor q, k, v;
+  if (attn_dt == DType::BF16 || qkv.nbytes() <= (size_t(2) << 20)) {
+    if (qkv.dtype() != attn_dt) qkv = cast(ctx, qkv, attn_dt);
+    Tensor heads3 = permute_copy(ctx, qkv.view({n, T, 3, NH, HS}), {2, 0, 3, 1, 4});
+    q = heads3.select(0, 0), k = heads3.select(0, 1), v = heads3.select(0, 2);
+  } else {
+    Tensor q5 = qkv.view({n, T, 3, NH, HS});
+    q = q5.select(2, 0).permute({0, 2, 1, 3});
+    k = q5.select(2, 1).permute({0, 2, 1, 3});
+    v = q5.select(2, 2).permute({0, 2, 1, 3});
+  }
+  Tensor scores = matmul_forward(ctx, q, k.transpose(-1, -2));  // [n, NH, T, T] f32
+  // The probabilities in attn_dt: softmax rounds them to bf16 as it writes them.
+  Tensor probs = attn_dt == DType::BF16 ? softmax_forward_bf16(ctx, scores, add_mask, score_scale)
+                                        : softmax_forward(ctx, scores, add_mask, score_scale);
+  // PV [n, NH, T, HS] written straight into merged [n, T, NH, HS] (no permute pass).
+  MatmulOptions pv;
+  pv.out_dtype = merged.dtype();
+  pv.out = merged.permute({0, 2, 1, 3});
+  matmul_forward(ctx, probs, v, pv);
+}
+
 Tensor InferenceEncoder::forward(Context& ctx, const Tensor& ids, const Tensor& attention_mask,
                                  bool all_hidden) {
   KDNAS_CHECK(ids.dtype() == DType::I64 && ids.dim() == 2,
@@ -85,7 +137,6 @@ Tensor InferenceEncoder::forward(Context& ctx, const Tensor& ids, const Tensor& 
   // The dtype the weight GEMMs read: bf16 for bf16, f32 otherwise (int8 quantises inside
   // qlinear). The attention products (QKᵀ, PV) run in bf16 for bf16 and int8, f32 for f32.
   const DType gemm_dt = dtype_ == DType::BF16 ? DType::BF16 : DType::F32;
-  const DType attn_dt = dtype_ == DType::F32 ? DType::F32 : DType::BF16;
   const bool int8 = dtype_ == DType::I8;
 
   Tensor hidden_all;
@@ -107,37 +158,16 @@ Tensor InferenceEncoder::forward(Context& ctx, const Tensor& ids, const Tensor& 
     // One GEMM for Q, K and V: [B, T, C] x [3C, C]^T -> [B, T, 3C].
     Tensor qkv = int8 ? qlinear_forward(ctx, x, w.qqkv)
                       : linear_forward(ctx, x16, w.wqkv, w.bqkv, Activation::None, gemm_dt);
-    // Q, K, V: [B, NH, T, HS] each: strided views of qkv [B, T, 3, NH, HS] (no copy), or one
-    // copy of qkv into [3, B, NH, T, HS] that makes every head contiguous, so that oneDNN 2.6
-    // runs the two attention GEMMs with its brgemm kernels instead of gemm:jit (it does not
-    // take rows strided wider than the head). In bf16 (AMX) that halves their time (12 heads of
-    // 128 x 64: ~0.16 -> ~0.075 ms per layer), more than the copy costs, at any size. In f32 it
-    // takes XLM-R's two attention GEMMs at batch 1 from 0.45 to 0.20 ms a layer, but the copy
-    // only pays while qkv stays in cache (b1 2 threads: XLM-R 85.8 -> 84.9 ms; 6L/384H batch 32
-    // 1 thread, qkv 19 MB: 694 -> 704), so f32 copies up to 2 MiB of qkv. int8 takes the bf16
-    // attention (its f32 qkv cast first, which halves the copy's bytes): its error is far below
-    // the int8 linear layers' own.
-    Tensor q, k, v;
-    if (attn_dt == DType::BF16 || qkv.nbytes() <= (size_t(2) << 20)) {
-      if (qkv.dtype() != attn_dt) qkv = cast(ctx, qkv, attn_dt);
-      Tensor heads3 = permute_copy(ctx, qkv.view({B, T, 3, NH, HS}), {2, 0, 3, 1, 4});
-      q = heads3.select(0, 0), k = heads3.select(0, 1), v = heads3.select(0, 2);
-    } else {
-      Tensor q5 = qkv.view({B, T, 3, NH, HS});
-      q = q5.select(2, 0).permute({0, 2, 1, 3});
-      k = q5.select(2, 1).permute({0, 2, 1, 3});
-      v = q5.select(2, 2).permute({0, 2, 1, 3});
-    }
-    Tensor scores = matmul_forward(ctx, q, k.transpose(-1, -2));         // [B, NH, T, T] f32
-    // The probabilities in attn_dt: softmax rounds them to bf16 as it writes them.
-    Tensor probs = attn_dt == DType::BF16 ? softmax_forward_bf16(ctx, scores, add_mask, score_scale)
-                                          : softmax_forward(ctx, scores, add_mask, score_scale);
-    // PV [B, NH, T, HS] written straight into merged [B, T, NH, HS] (no permute pass).
+    // Attention, a chunk of sequences at a time (attend_chunk below), so that each chunk's
+    // scores stay in cache between the three passes over them (QKᵀ writes, softmax reads and
+    // writes the probabilities, PV reads), and its qkv copy too.
     Tensor merged = Tensor::empty({B, T, NH, HS}, gemm_dt, device_);
-    MatmulOptions pv;
-    pv.out_dtype = gemm_dt;
-    pv.out = merged.permute({0, 2, 1, 3});
-    matmul_forward(ctx, probs, v, pv);
+    const int64_t chunk = attention_chunk(B, NH, T);
+    for (int64_t b0 = 0; b0 < B; b0 += chunk) {
+      const int64_t n = std::min(chunk, B - b0);
+      attend_chunk(ctx, qkv.narrow(0, b0, n), add_mask.narrow(0, b0, n), merged.narrow(0, b0, n),
+                   score_scale);
+    }
     merged = merged.view({B, T, C});
     Tensor attn = int8 ? qlinear_forward(ctx, merged, w.qo)
                        : linear_forward(ctx, merged, w.wo, w.bo);  // [B, T, C] f32

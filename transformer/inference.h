@@ -71,6 +71,10 @@ class InferenceEncoder {
     Tensor b2;            // [C]
     Tensor ln2_w, ln2_b;  // [C]
   };
+  // Attention for a chunk of sequences (inference.cpp): qkv [n, T, 3C] in, merged [n, T, C] out.
+  void attend_chunk(Context& ctx, Tensor qkv, const Tensor& add_mask, const Tensor& merged,
+                    double score_scale) const;
+
   EncoderConfig cfg_;
   DType dtype_;
   Device device_;

@@ -96,15 +96,25 @@ TEST_SUITE("transformer") {
     for (size_t l = 0; l < tr.hidden.size(); ++l)
       KDNAS_CHECK_CLOSE(hs.select(0, int64_t(l)), tr.hidden[l].value(), (Tol{1e-5, 1e-4}),
                         "layer " + std::to_string(l));
-    // 32 x 64 tokens: qkv is 2.4 MB, past the 2 MiB up to which f32 copies the heads, so the
-    // attention GEMMs read them as strided views of qkv instead.
+    // 32 x 64 tokens, each sequence padded to its own length: qkv is 2.4 MB, past the 2 MiB up
+    // to which f32 copies the heads, so the attention GEMMs read them as strided views of qkv;
+    // and attention runs in two chunks of 16 sequences (64 KiB of scores each).
     Rng rng(6);
-    std::vector<int64_t> big_ids(32 * 64);
-    for (int64_t& id : big_ids) id = 3 + int64_t(rng.uniform() * 290);
+    std::vector<int64_t> big_ids(32 * 64), big_mask(32 * 64);
+    for (int64_t i = 0; i < 32 * 64; ++i) {
+      const bool real = i % 64 < 64 - (i / 64) % 7 * 5;
+      big_ids[size_t(i)] = real ? 3 + int64_t(rng.uniform() * 290) : cfg.pad_token_id;
+      big_mask[size_t(i)] = real ? 1 : 0;
+    }
     Tensor ids2 = Tensor::from_vector<int64_t>(big_ids, {32, 64});
-    EncoderOutput tr2 = enc.forward(ctx, ids2, Tensor());
-    KDNAS_CHECK_CLOSE(inf.forward(ctx, ids2, Tensor(), false), tr2.hidden.back().value(),
-                      (Tol{1e-5, 1e-4}), "32 x 64 tokens, heads as views");
+    Tensor mask2 = Tensor::from_vector<int64_t>(big_mask, {32, 64});
+    EncoderOutput tr2 = enc.forward(ctx, ids2, mask2);
+    KDNAS_CHECK_CLOSE(inf.forward(ctx, ids2, mask2, false), tr2.hidden.back().value(),
+                      (Tol{1e-5, 1e-4}), "32 x 64 tokens, heads as views, two chunks");
+    // bf16 on the same batch (contiguous heads, chunks) against the same f32 training forward.
+    InferenceEncoder inf16(enc, DType::BF16);
+    KDNAS_CHECK_CLOSE(inf16.forward(ctx, ids2, mask2, false), tr2.hidden.back().value(), kBF16,
+                      "bf16, 32 x 64 tokens, two chunks");
   }
 
   TEST_CASE("inference: bad inputs are clear errors") {
