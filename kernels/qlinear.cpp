@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cmath>
 
+#include "kernels/cast.h"
 #include "kernels/cpu/qlinear_cpu.h"
 #include "kernels/dispatch.h"
 #include "kernels/profiler.h"
@@ -48,9 +49,12 @@ QuantizedLinear quantize_linear(Context& ctx, const Tensor& w, const Tensor& bia
   return q;
 }
 
-Tensor qlinear_forward(Context& ctx, const Tensor& x, const QuantizedLinear& q, Activation act) {
+Tensor qlinear_forward(Context& ctx, const Tensor& x, const QuantizedLinear& q, Activation act,
+                       DType out_dtype) {
   const char* op = "qlinear";
   check_dtype(op, "x", x, {DType::F32});
+  KDNAS_CHECK(out_dtype == DType::F32 || out_dtype == DType::BF16, op,
+              ": out_dtype must be f32 or bf16, not ", dtype_name(out_dtype));
   KDNAS_CHECK(q.wq.defined() && q.wq.dtype() == DType::I8 && q.wq.dim() == 2 && q.id != 0, op,
               ": the weights are not quantised (use quantize_linear)");
   KDNAS_CHECK(x.device().is_cpu(), op, ": x is on ", x.device().str(), "; int8 runs on the CPU");
@@ -62,11 +66,14 @@ Tensor qlinear_forward(Context& ctx, const Tensor& x, const QuantizedLinear& q, 
   const int64_t M = xc.numel() / K;
   Shape out_shape = x.shape();
   out_shape.back() = N;
-  Tensor out = Tensor::empty(out_shape, DType::F32);
-  if (M == 0) return out;
+  // oneDNN writes bf16 itself; the other backends compute f32 and cast it.
+  const bool direct_bf16 = out_dtype == DType::BF16 && r == Route::Onednn;
+  Tensor out = Tensor::empty(out_shape, direct_bf16 ? DType::BF16 : DType::F32);
+  if (M == 0) return out.to(out_dtype);
   ProfileScope prof(ctx, op);
   if (prof) {
-    prof.set(r, {&x, &q.wq}, double(M * N) * 4.0, 2.0 * double(M) * double(N) * double(K));
+    prof.set(r, {&x, &q.wq}, double(M * N) * double(dtype_size(out_dtype)),
+             2.0 * double(M) * double(N) * double(K));
     const std::string m = std::to_string(M), k = std::to_string(K), n = std::to_string(N);
     prof.set_gemm(m + "x" + k + ":" + k + "x" + n + ":" + m + "x" + n + ":u8s8");
   }
@@ -88,14 +95,14 @@ Tensor qlinear_forward(Context& ctx, const Tensor& x, const QuantizedLinear& q, 
   } else {
     quantize_activation_cpu(ctx, xq.data<uint8_t>(), xp, M * K, aq);
     if (r == Route::Onednn)
-      qlinear_forward_onednn(ctx, out.data<float>(), xq.data<uint8_t>(), aq, q.wq.data<int8_t>(),
-                             q.scales.data<float>(), q.row_sums.data<int32_t>(), bias, M, N, K,
-                             gelu, q.id);
+      qlinear_forward_onednn(ctx, out.raw_data(), direct_bf16, xq.data<uint8_t>(), aq,
+                             q.wq.data<int8_t>(), q.scales.data<float>(),
+                             q.row_sums.data<int32_t>(), bias, M, N, K, gelu, q.id);
     else
       qlinear_forward_cpu(ctx, out.data<float>(), xq.data<uint8_t>(), aq, q.wq.data<int8_t>(),
                           q.scales.data<float>(), q.row_sums.data<int32_t>(), bias, M, N, K, gelu);
   }
-  return out;
+  return out.dtype() == out_dtype ? out : cast(ctx, out, out_dtype);
 }
 
 }  // namespace kdnas

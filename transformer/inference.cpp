@@ -91,8 +91,7 @@ void InferenceEncoder::attend_chunk(Context& ctx, Tensor qkv, const Tensor& add_
   // takes XLM-R's two attention GEMMs at batch 1 from 0.45 to 0.20 ms a layer, but the copy
   // only pays while qkv stays in cache (b1 2 threads: XLM-R 85.8 -> 84.9 ms; 6L/384H batch 32
   // 1 thread, qkv 19 MB: 694 -> 704), so f32 copies up to 2 MiB of qkv. int8 takes the bf16
-  // attention (its f32 qkv cast first, which halves the copy's bytes): its error is far below
-  // the int8 linear layers' own.
+  // attention (its QKV GEMM writes bf16): its error is far below the int8 linear layers' own.
   Tensor q, k, v;
   if (attn_dt == DType::BF16 || qkv.nbytes() <= (size_t(2) << 20)) {
     if (qkv.dtype() != attn_dt) qkv = cast(ctx, qkv, attn_dt);
@@ -156,7 +155,8 @@ Tensor InferenceEncoder::forward(Context& ctx, const Tensor& ids, const Tensor& 
     ProfileScope layer_scope(ctx, "layer", "layer");  // the whole layer, around its ops' events
     if (layer_scope) layer_scope.set_name("layer " + std::to_string(l));
     // One GEMM for Q, K and V: [B, T, C] x [3C, C]^T -> [B, T, 3C].
-    Tensor qkv = int8 ? qlinear_forward(ctx, x, w.qqkv)
+    // int8 writes qkv in bf16, the dtype its attention products read.
+    Tensor qkv = int8 ? qlinear_forward(ctx, x, w.qqkv, Activation::None, DType::BF16)
                       : linear_forward(ctx, x16, w.wqkv, w.bqkv, Activation::None, gemm_dt);
     // Attention, a chunk of sequences at a time (attend_chunk below), so that each chunk's
     // scores stay in cache between the three passes over them (QKᵀ writes, softmax reads and

@@ -109,7 +109,7 @@ void qlinear_forward_cpu(Context& ctx, float* out, const uint8_t* xq, ActQuant q
 }
 
 #if KDNAS_HAVE_ONEDNN
-void qlinear_forward_onednn(Context& ctx, float* out, const uint8_t* xq, ActQuant q,
+void qlinear_forward_onednn(Context& ctx, void* out, bool out_bf16, const uint8_t* xq, ActQuant q,
                             const int8_t* wq, const float* scales, const int32_t* row_sums,
                             const float* bias, int64_t M, int64_t N, int64_t K, bool gelu,
                             uint64_t weights_id) {
@@ -120,7 +120,8 @@ void qlinear_forward_onednn(Context& ctx, float* out, const uint8_t* xq, ActQuan
   // (format any) and the weights are reordered into it once, when the primitive is made.
   const memory::desc user_wei_md({K, N}, memory::data_type::s8, memory::dims{1, K});
   const memory::desc any_wei_md({K, N}, memory::data_type::s8, memory::format_tag::any);
-  const memory::desc dst_md({M, N}, memory::data_type::f32, memory::dims{N, 1});
+  const memory::desc dst_md({M, N}, out_bf16 ? memory::data_type::bf16 : memory::data_type::f32,
+                            memory::dims{N, 1});
   const memory::desc mul_md({1, 1}, memory::data_type::f32, memory::dims{1, 1});
   const memory::desc add_md({1, N}, memory::data_type::f32, memory::dims{N, 1});
   // oneDNN 2.6 runs int8 matmul on AMX (brg:avx512_core_amx_int8) only with output scales fixed
@@ -128,7 +129,7 @@ void qlinear_forward_onednn(Context& ctx, float* out, const uint8_t* xq, ActQuan
   // baked into the primitive, which is therefore one per quantised layer (weights_id) and M, and
   // the per-call activation scale sx comes in as a [1, 1] binary-multiply post-op.
   const std::string key = detail::concat("qlinear:u8s8:w", weights_id, ":", M, "x", K, "x", N,
-                                         gelu ? ":gelu" : "");
+                                         gelu ? ":gelu" : "", out_bf16 ? "->bf16" : "->f32");
   const auto& e = onednn_cached(ctx, key, [&] {
     primitive_attr attr;
     attr.set_output_scales(1 << 1, std::vector<float>(scales, scales + N));
@@ -166,7 +167,7 @@ void qlinear_forward_onednn(Context& ctx, float* out, const uint8_t* xq, ActQuan
   st.stream.wait();
 }
 #else
-void qlinear_forward_onednn(Context&, float*, const uint8_t*, ActQuant, const int8_t*,
+void qlinear_forward_onednn(Context&, void*, bool, const uint8_t*, ActQuant, const int8_t*,
                             const float*, const int32_t*, const float*, int64_t, int64_t, int64_t,
                             bool, uint64_t) {
   detail::fail("qlinear: built without oneDNN");

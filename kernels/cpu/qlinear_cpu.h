@@ -23,8 +23,9 @@ void qlinear_forward_cpu(Context& ctx, float* out, const uint8_t* xq, ActQuant q
 // runs a plain u8 x s8 GEMM with the weight scales as its output scales, then sx, the bias and
 // GELU as post-ops. The primitive, with the weights reordered into its preferred (AMX-blocked)
 // layout, is made once per quantised layer and M and cached in the Context: weights_id names the
-// layer (QuantizedLinear::id) and must differ for different weights.
-void qlinear_forward_onednn(Context& ctx, float* out, const uint8_t* xq, ActQuant q,
+// layer (QuantizedLinear::id) and must differ for different weights. out is f32, or bf16 when
+// out_bf16 (the epilogue's f32 value rounded to nearest even as oneDNN writes it).
+void qlinear_forward_onednn(Context& ctx, void* out, bool out_bf16, const uint8_t* xq, ActQuant q,
                             const int8_t* wq, const float* scales, const int32_t* row_sums,
                             const float* bias, int64_t M, int64_t N, int64_t K, bool gelu,
                             uint64_t weights_id);

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/cast.h"
 #include "kernels/qlinear.h"
 #include "kernels/ref/qlinear_ref.h"
 #include "tests/test_util.h"
@@ -88,10 +89,15 @@ TEST_SUITE("kernels") {
           const Tensor got = qlinear_forward(ctx, x, q, act);
           // Same integers; the f32 epilogue (scale, folded zero point, erf) differs in rounding.
           const double scale = std::max(1.0, max_abs(want));
-          KDNAS_CHECK_CLOSE(got, want, (Tol{2e-5 * scale, 2e-5}),
-                            std::string(backend_name(be)) + " M" + std::to_string(s.M) + " K" +
-                                std::to_string(s.K) + " N" + std::to_string(s.N) +
-                                (act == Activation::Gelu ? " gelu" : ""));
+          const std::string what = std::string(backend_name(be)) + " M" + std::to_string(s.M) +
+                                   " K" + std::to_string(s.K) + " N" + std::to_string(s.N) +
+                                   (act == Activation::Gelu ? " gelu" : "");
+          KDNAS_CHECK_CLOSE(got, want, (Tol{2e-5 * scale, 2e-5}), what);
+          // bf16 out: this backend's f32 result rounded to nearest even, bit for bit.
+          const Tensor got16 = qlinear_forward(ctx, x, q, act, DType::BF16);
+          REQUIRE(got16.dtype() == DType::BF16);
+          KDNAS_CHECK_CLOSE(got16.to(DType::F32), cast(ctx, got, DType::BF16).to(DType::F32),
+                            (Tol{0, 0}), what + " bf16 out");
         }
       }
     }
@@ -149,6 +155,11 @@ TEST_SUITE("kernels") {
       check_throws_with([&] { qlinear_forward(c, x, q); }, {"qlinear", "non-finite"});
     }
     check_throws_with([&] { qlinear_forward(ctx, x, QuantizedLinear{}); }, {"not quantised"});
+    check_throws_with(
+        [&] {
+          qlinear_forward(ctx, random_tensor({2, 8}, rng), q, Activation::None, DType::I8);
+        },
+        {"qlinear", "out_dtype", "i8"});
     Tensor wbad = random_tensor({4, 8}, rng);
     wbad.data<float>()[0] = std::numeric_limits<float>::infinity();
     check_throws_with([&] { quantize_linear(ctx, wbad); }, {"quantize_linear", "non-finite"});
