@@ -52,7 +52,7 @@ QuantizedLinear quantize_linear(Context& ctx, const Tensor& w, const Tensor& bia
 Tensor qlinear_forward(Context& ctx, const Tensor& x, const QuantizedLinear& q, Activation act,
                        DType out_dtype) {
   const char* op = "qlinear";
-  check_dtype(op, "x", x, {DType::F32});
+  check_dtype(op, "x", x, {DType::F32, DType::BF16});
   KDNAS_CHECK(out_dtype == DType::F32 || out_dtype == DType::BF16, op,
               ": out_dtype must be f32 or bf16, not ", dtype_name(out_dtype));
   KDNAS_CHECK(q.wq.defined() && q.wq.dtype() == DType::I8 && q.wq.dim() == 2 && q.id != 0, op,
@@ -62,7 +62,8 @@ Tensor qlinear_forward(Context& ctx, const Tensor& x, const QuantizedLinear& q, 
   KDNAS_CHECK(x.dim() >= 1 && x.size(-1) == K, op, ": x is ", x.shape(), " but the weights are [",
               N, ", ", K, "] (x's last dim must be K)");
   const Route r = route_for(ctx, op, x);
-  const Tensor xc = x.contiguous();
+  // The reference reads f32: a bf16 x is widened first (exactly), which defines the bf16 case.
+  const Tensor xc = r == Route::Ref ? x.to(DType::F32).contiguous() : x.contiguous();
   const int64_t M = xc.numel() / K;
   Shape out_shape = x.shape();
   out_shape.back() = N;
@@ -77,23 +78,26 @@ Tensor qlinear_forward(Context& ctx, const Tensor& x, const QuantizedLinear& q, 
     const std::string m = std::to_string(M), k = std::to_string(K), n = std::to_string(N);
     prof.set_gemm(m + "x" + k + ":" + k + "x" + n + ":" + m + "x" + n + ":u8s8");
   }
-  const float* xp = xc.data<float>();
   const bool gelu = act == Activation::Gelu;
   const float* bias = q.bias.defined() ? q.bias.data<float>() : nullptr;
   Tensor xq = Tensor::empty({M, K}, DType::U8);
+  // The fast kernels read f32 or bf16 x directly (one pass for the range, one to quantise).
+  auto fast = [&](auto&& f) {
+    return xc.dtype() == DType::BF16 ? f(xc.data<bf16>()) : f(xc.data<float>());
+  };
   ActQuant aq;
   if (r == Route::Ref) {
-    aq = activation_quant_ref(xp, M * K);
+    aq = activation_quant_ref(xc.data<float>(), M * K);
   } else {
-    aq = activation_quant_cpu(ctx, xp, M * K);
+    aq = fast([&](const auto* xp) { return activation_quant_cpu(ctx, xp, M * K); });
   }
   KDNAS_CHECK(std::isfinite(aq.scale), op, ": x ", x.shape(), " holds a non-finite value");
   if (r == Route::Ref) {
-    quantize_activation_ref(xq.data<uint8_t>(), xp, M * K, aq);
+    quantize_activation_ref(xq.data<uint8_t>(), xc.data<float>(), M * K, aq);
     qlinear_forward_ref(out.data<float>(), xq.data<uint8_t>(), aq, q.wq.data<int8_t>(),
                         q.scales.data<float>(), q.row_sums.data<int32_t>(), bias, M, N, K, gelu);
   } else {
-    quantize_activation_cpu(ctx, xq.data<uint8_t>(), xp, M * K, aq);
+    fast([&](const auto* xp) { quantize_activation_cpu(ctx, xq.data<uint8_t>(), xp, M * K, aq); });
     if (r == Route::Onednn)
       qlinear_forward_onednn(ctx, out.raw_data(), direct_bf16, xq.data<uint8_t>(), aq,
                              q.wq.data<int8_t>(), q.scales.data<float>(),

@@ -4,7 +4,7 @@
 // scale and zero point for the whole x, from its min and max) — what ONNX Runtime's dynamic
 // quantisation does. The exact arithmetic is in kernels/ref/qlinear_ref.h.
 //
-// Inference only (no backward), CPU only, f32 in, f32 (or bf16) out. Error against the f32 linear: each
+// Inference only (no backward), CPU only, f32 or bf16 in and out. Error against the f32 linear: each
 // product carries at most half a quantisation step of x (sx / 2) and of w (sw[n] / 2);
 // tests/kernels/test_qlinear.cpp bounds it and docs/perf.md reports the encoder-level cost.
 //
@@ -34,7 +34,8 @@ struct QuantizedLinear {
 // w f32 [N, K] (finite), bias f32 [N] or undefined, on the CPU. K <= kQlinearMaxK.
 QuantizedLinear quantize_linear(Context& ctx, const Tensor& w, const Tensor& bias = {});
 
-// x f32 [..., K] (finite) -> out [..., N], f32 or bf16 (out_dtype): bf16 is the f32 result
+// x f32 or bf16 [..., K] (finite; bf16 is quantised from its exact f32 value) -> out [..., N],
+// f32 or bf16 (out_dtype): bf16 is the f32 result
 // rounded to nearest even, written by oneDNN's epilogue (half the bytes; what the attention's
 // bf16 products read), cast after the f32 result on the other backends.
 Tensor qlinear_forward(Context& ctx, const Tensor& x, const QuantizedLinear& q,

@@ -21,12 +21,17 @@ constexpr int64_t kGrain = 1 << 15;  // elements per thread below which a pass s
 // Ternaries, not std::min/std::max: GCC 12 does not vectorise a min/max reduction written with
 // those (they return references), and kept one scalar chain of ~4 cycles per element — at
 // XLM-R Base, batch 1, about 0.4 ms per layer on 2 threads, more than the attention-output GEMM.
-KDNAS_CPU_CLONES
-void min_max(const float* x, int64_t n, float& lo, float& hi, float& z) {
+// x is f32 or bf16 (read as its exact f32 value).
+inline float widen(float v) { return v; }
+inline float widen(bf16 v) { return f32_from_bits(uint32_t(v.bits) << 16); }
+
+template <typename T>
+[[gnu::always_inline]] inline void min_max_body(const T* x, int64_t n, float& lo, float& hi,
+                                                float& z) {
   float l = 0.f, h = 0.f, s = 0.f;
 #pragma omp simd reduction(min : l) reduction(max : h) reduction(+ : s)
   for (int64_t i = 0; i < n; ++i) {
-    const float v = x[i];
+    const float v = widen(x[i]);
     l = v < l ? v : l;
     h = v > h ? v : h;
     s += v * 0.f;
@@ -36,11 +41,12 @@ void min_max(const float* x, int64_t n, float& lo, float& hi, float& z) {
 
 // Round half to even by adding and subtracting 1.5 * 2^23 (exact for |v| < 2^22, which
 // x * (1 / sx) always is: |x| <= 255 sx), the same integers as std::nearbyint, and vectorisable.
-KDNAS_CPU_CLONES
-void quantize_range(uint8_t* xq, const float* x, int64_t n, float inv, float zp) {
+template <typename T>
+[[gnu::always_inline]] inline void quantize_body(uint8_t* xq, const T* x, int64_t n, float inv,
+                                                 float zp) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
-    const float v = ((x[i] * inv + 12582912.f) - 12582912.f) + zp;
+    const float v = ((widen(x[i]) * inv + 12582912.f) - 12582912.f) + zp;
     // The clamp on the integer (vpmaxsd, vpminsd; v is a whole number, |v| < 2^22): a float
     // clamp written as ternaries became masks and byte blends in GCC 12, several times slower.
     int32_t iv = int32_t(v);
@@ -48,6 +54,20 @@ void quantize_range(uint8_t* xq, const float* x, int64_t n, float inv, float zp)
     iv = iv < 255 ? iv : 255;
     xq[i] = uint8_t(iv);
   }
+}
+
+// One clone set per dtype (target_clones does not apply to templates).
+KDNAS_CPU_CLONES void min_max(const float* x, int64_t n, float& lo, float& hi, float& z) {
+  min_max_body(x, n, lo, hi, z);
+}
+KDNAS_CPU_CLONES void min_max(const bf16* x, int64_t n, float& lo, float& hi, float& z) {
+  min_max_body(x, n, lo, hi, z);
+}
+KDNAS_CPU_CLONES void quantize_range(uint8_t* xq, const float* x, int64_t n, float inv, float zp) {
+  quantize_body(xq, x, n, inv, zp);
+}
+KDNAS_CPU_CLONES void quantize_range(uint8_t* xq, const bf16* x, int64_t n, float inv, float zp) {
+  quantize_body(xq, x, n, inv, zp);
 }
 
 KDNAS_CPU_CLONES
@@ -60,7 +80,8 @@ int32_t dot_u8s8(const uint8_t* a, const int8_t* b, int64_t K) {
 
 }  // namespace
 
-ActQuant activation_quant_cpu(Context& ctx, const float* x, int64_t n) {
+template <typename T>
+ActQuant activation_quant_cpu(Context& ctx, const T* x, int64_t n) {
   const int nt = std::max(1, ctx.threads());
   std::vector<float> lo(size_t(nt), 0.f), hi(size_t(nt), 0.f), z(size_t(nt), 0.f);
   const int64_t chunk = std::max<int64_t>(kGrain, (n + nt - 1) / nt);
@@ -79,10 +100,16 @@ ActQuant activation_quant_cpu(Context& ctx, const float* x, int64_t n) {
   return activation_quant_from_range(l, h);
 }
 
-void quantize_activation_cpu(Context& ctx, uint8_t* xq, const float* x, int64_t n, ActQuant q) {
+template <typename T>
+void quantize_activation_cpu(Context& ctx, uint8_t* xq, const T* x, int64_t n, ActQuant q) {
   const float inv = 1.f / q.scale, zp = float(q.zero_point);
   parallel_for(ctx, n, kGrain, [&](int64_t b, int64_t e) { quantize_range(xq + b, x + b, e - b, inv, zp); });
 }
+
+template ActQuant activation_quant_cpu(Context&, const float*, int64_t);
+template ActQuant activation_quant_cpu(Context&, const bf16*, int64_t);
+template void quantize_activation_cpu(Context&, uint8_t*, const float*, int64_t, ActQuant);
+template void quantize_activation_cpu(Context&, uint8_t*, const bf16*, int64_t, ActQuant);
 
 // Blocks of 16 output features: their weight rows (16 K bytes) stay in L1/L2 while every row of
 // xq passes over them; features are split across threads.

@@ -9,11 +9,15 @@
 
 #include "kernels/context.h"
 #include "kernels/ref/qlinear_ref.h"
+#include "tensor/dtype.h"
 
 namespace kdnas {
 
-ActQuant activation_quant_cpu(Context& ctx, const float* x, int64_t n);
-void quantize_activation_cpu(Context& ctx, uint8_t* xq, const float* x, int64_t n, ActQuant q);
+// x is f32 or bf16 (bf16 read as its exact f32 value: the same codes as the f32 of it).
+template <typename T>
+ActQuant activation_quant_cpu(Context& ctx, const T* x, int64_t n);
+template <typename T>
+void quantize_activation_cpu(Context& ctx, uint8_t* xq, const T* x, int64_t n, ActQuant q);
 
 void qlinear_forward_cpu(Context& ctx, float* out, const uint8_t* xq, ActQuant q, const int8_t* wq,
                          const float* scales, const int32_t* row_sums, const float* bias,

@@ -99,6 +99,14 @@ TEST_SUITE("kernels") {
           KDNAS_CHECK_CLOSE(got16.to(DType::F32), cast(ctx, got, DType::BF16).to(DType::F32),
                             (Tol{0, 0}), what + " bf16 out");
         }
+        // bf16 x: quantised from its exact f32 value, so the same as that f32 on every backend.
+        const Tensor x16 = x.to(DType::BF16), x16f = x16.to(DType::F32);
+        for (Backend be : compiled_cpu_backends()) {
+          Context ctx(be);
+          KDNAS_CHECK_CLOSE(qlinear_forward(ctx, x16, q, act), qlinear_forward(ctx, x16f, q, act),
+                            (Tol{0, 0}), std::string(backend_name(be)) + " bf16 x M" +
+                                             std::to_string(s.M) + " K" + std::to_string(s.K));
+        }
       }
     }
   }
@@ -146,8 +154,14 @@ TEST_SUITE("kernels") {
     const QuantizedLinear q = quantize_linear(ctx, w);
     check_throws_with([&] { qlinear_forward(ctx, random_tensor({2, 7}, rng), q); },
                       {"qlinear", "[2, 7]", "last dim must be K"});
-    check_throws_with([&] { qlinear_forward(ctx, random_tensor({2, 8}, rng, DType::BF16), q); },
+    check_throws_with([&] { qlinear_forward(ctx, random_tensor({2, 8}, rng, DType::F64), q); },
                       {"qlinear", "dtype"});
+    Tensor x16 = random_tensor({2, 8}, rng).to(DType::BF16);
+    x16.data<bf16>()[5] = f32_to_bf16(std::numeric_limits<float>::infinity());
+    for (Backend be : compiled_cpu_backends()) {
+      Context c(be);
+      check_throws_with([&] { qlinear_forward(c, x16, q); }, {"qlinear", "non-finite"});
+    }
     Tensor x = random_tensor({2, 8}, rng);
     x.data<float>()[3] = std::numeric_limits<float>::quiet_NaN();
     for (Backend be : compiled_cpu_backends()) {

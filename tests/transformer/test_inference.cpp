@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "kernels/concat.h"
 #include "tests/test_util.h"
 #include "transformer/inference.h"
 #include "transformer/model_dir.h"
@@ -115,6 +116,13 @@ TEST_SUITE("transformer") {
     InferenceEncoder inf16(enc, DType::BF16);
     KDNAS_CHECK_CLOSE(inf16.forward(ctx, ids2, mask2, false), tr2.hidden.back().value(), kBF16,
                       "bf16, 32 x 64 tokens, two chunks");
+    // int8 on 48 x 64 tokens: the FFN's hidden activation (2.5 MB in f32) goes through bf16.
+    Tensor ids3 = concat(ctx, {ids2, ids2.narrow(0, 0, 16)}, 0);
+    Tensor mask3 = concat(ctx, {mask2, mask2.narrow(0, 0, 16)}, 0);
+    InferenceEncoder inf8(enc, DType::I8);
+    KDNAS_CHECK_CLOSE(inf8.forward(ctx, ids3, mask3, false),
+                      enc.forward(ctx, ids3, mask3).hidden.back().value(), (Tol{2e-2, 2e-2}),
+                      "int8, 48 x 64 tokens, bf16 FFN activation");
   }
 
   TEST_CASE("inference: bad inputs are clear errors") {
