@@ -211,9 +211,18 @@ void BM_linear_const(benchmark::State& state, Backend be, DType dt) {
   rng.fill_uniform(w, -0.1f, 0.1f);
   rng.fill_uniform(bias, -1.f, 1.f);
   std::vector<ConstWeights> cws{const_weights(w)};
-  for (int copy = 1; variant == 2 && copy < 12; ++copy) cws.push_back(const_weights(w.clone()));
+  std::vector<Tensor> ws{w};
+  for (int copy = 1; variant >= 2 && copy < 12; ++copy) {
+    ws.push_back(w.clone());
+    cws.push_back(const_weights(ws.back()));
+  }
   size_t next = 0;
   auto op = [&] {
+    if (variant == 3) {
+      const Tensor& wc = ws[next];
+      next = (next + 1) % ws.size();
+      return linear_forward(ctx, x, wc, bias);
+    }
     if (variant == 0) return linear_forward(ctx, x, w, bias);
     const ConstWeights& cw = cws[next];
     next = (next + 1) % cws.size();
@@ -290,7 +299,7 @@ void linear_const_shapes(benchmark::internal::Benchmark* b) {
         ->Args({4096, 768, 3072, packed});
   for (const auto& [K, N] : std::vector<std::pair<int64_t, int64_t>>{
            {768, 2304}, {768, 768}, {768, 3072}, {3072, 768}})
-    b->Args({128, K, N, 2});
+    b->Args({128, K, N, 2})->Args({128, K, N, 3});
   b->UseManualTime()->Unit(benchmark::kMicrosecond);
 }
 void attention_shapes(benchmark::internal::Benchmark* b) {
