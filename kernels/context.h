@@ -43,7 +43,7 @@ class Context {
   int threads() const { return threads_; }  // the resolved thread count (>= 1)
 
   // Backend state slots, filled on first use by the backend that owns the slot.
-  enum Slot { kOnednnSlot = 0, kCudaSlot = 1, kSlotCount = 2 };
+  enum Slot { kOnednnSlot = 0, kCudaSlot = 1, kCpuSlot = 2, kSlotCount = 3 };
   BackendState* state(Slot s) const { return states_[s].get(); }
   void set_state(Slot s, std::unique_ptr<BackendState> st) { states_[s] = std::move(st); }
 

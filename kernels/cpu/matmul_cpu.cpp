@@ -23,6 +23,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
+#include <unordered_map>
 
 #include "kernels/cpu/parallel.h"
 #include "kernels/cpu/vec_math.h"
@@ -209,31 +211,86 @@ template <int64_t MR, int64_t NR>
   }
 }
 
+// gemm_task on weights packed once (pack_b over all N, K block by K block: block p0 starts at
+// p0 * Npad, its strip for column j at + j * kc). Before each micro-tile, 1/tiles of the next
+// strip is prefetched into L2, so the next strip is there when its first tile starts.
+template <int64_t MR, int64_t NR>
+[[gnu::always_inline]] inline void gemm_task_prepacked(const Task& t, const GemmLayout& l,
+                                                       float* ap, const float* packed,
+                                                       int64_t Npad) {
+  constexpr int64_t mc_max = kMC / MR * MR;
+  for (int64_t p0 = 0; p0 < l.K; p0 += kKC) {
+    const int64_t kc = std::min(kKC, l.K - p0);
+    const bool last = p0 + kc == l.K;
+    const float* block = packed + p0 * Npad;
+    for (int64_t ic = t.i0; ic < t.i0 + t.m; ic += mc_max) {
+      const int64_t mc = std::min(mc_max, t.i0 + t.m - ic);
+      pack_a<MR>(ap, t.a + ic * l.a_rs + p0 * l.a_cs, l.a_rs, l.a_cs, mc, kc);
+      const int64_t tiles = (mc + MR - 1) / MR;
+      const int64_t strip_bytes = kc * NR * int64_t(sizeof(float));
+      const int64_t chunk = (strip_bytes + tiles - 1) / tiles;
+      for (int64_t jr = 0; jr < t.nc; jr += NR) {
+        const Epilogue e{p0 == 0, last && t.bias ? t.bias + t.j0 + jr : nullptr, last && t.gelu};
+        const float* bp = block + (t.j0 + jr) * kc;
+        // The strip after this one: the next in this K block, or the task's first of the next.
+        const char* next = nullptr;
+        if (jr + NR < t.nc) next = reinterpret_cast<const char*>(bp + NR * kc);
+        else if (!last) next = reinterpret_cast<const char*>(packed + (p0 + kc) * Npad +
+                                                             t.j0 * std::min(kKC, l.K - p0 - kc));
+        for (int64_t ir = 0, tile = 0; ir < mc; ir += MR, ++tile) {
+          if (next)
+            for (int64_t o = tile * chunk; o < std::min(strip_bytes, (tile + 1) * chunk); o += 64)
+              __builtin_prefetch(next + o, 0, 2);
+          micro_kernel<MR, NR>(kc, ap + ir * kc, bp, t.c + (ic + ir) * l.N + t.j0 + jr, l.N,
+                               std::min(MR, mc - ir), std::min(NR, t.nc - jr), e);
+        }
+      }
+    }
+  }
+}
+
 // The per-ISA instantiations, and the one this CPU runs.
 using GemmTaskFn = void (*)(const Task&, const GemmLayout&, float*, float*);
-void gemm_task_baseline(const Task& t, const GemmLayout& l, float* ap, float* bp) {
-  gemm_task<4, 8>(t, l, ap, bp);
-}
+using PrepackedTaskFn = void (*)(const Task&, const GemmLayout&, float*, const float*, int64_t);
+using PackFn = void (*)(float*, const float*, int64_t, int64_t, int64_t, int64_t);
+struct GemmKernels {
+  GemmTaskFn task;
+  PrepackedTaskFn prepacked;
+  PackFn pack;  // pack_b with this kernel's NR
+  int64_t nr;
+};
+// Each ISA's task, pre-packed task and packing (NR), as one set.
+#define KDNAS_GEMM_KERNELS(name, target, MR, NR)                                                  \
+  target void gemm_task_##name(const Task& t, const GemmLayout& l, float* ap, float* bp) {      \
+    gemm_task<MR, NR>(t, l, ap, bp);                                                            \
+  }                                                                                             \
+  target void gemm_prepacked_##name(const Task& t, const GemmLayout& l, float* ap,             \
+                                    const float* packed, int64_t Npad) {                        \
+    gemm_task_prepacked<MR, NR>(t, l, ap, packed, Npad);                                        \
+  }                                                                                             \
+  target void pack_b_##name(float* bp, const float* b, int64_t rs, int64_t cs, int64_t kc,      \
+                            int64_t nc) {                                                       \
+    pack_b<NR>(bp, b, rs, cs, kc, nc);                                                          \
+  }                                                                                             \
+  const GemmKernels kGemm_##name{gemm_task_##name, gemm_prepacked_##name, pack_b_##name, NR};
+
+KDNAS_GEMM_KERNELS(baseline, , 4, 8)
 #if defined(__x86_64__) && defined(__GNUC__)
-[[gnu::target("avx2,fma")]] void gemm_task_avx2(const Task& t, const GemmLayout& l, float* ap,
-                                                float* bp) {
-  gemm_task<6, 16>(t, l, ap, bp);
-}
-[[gnu::target("avx512f")]] void gemm_task_avx512(const Task& t, const GemmLayout& l, float* ap,
-                                                 float* bp) {
-  gemm_task<8, 32>(t, l, ap, bp);
-}
-GemmTaskFn pick_gemm_task() {
-  if (__builtin_cpu_supports("avx512f")) return gemm_task_avx512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return gemm_task_avx2;
-  return gemm_task_baseline;
+KDNAS_GEMM_KERNELS(avx2, [[gnu::target("avx2,fma")]], 6, 16)
+KDNAS_GEMM_KERNELS(avx512, [[gnu::target("avx512f")]], 8, 32)
+const GemmKernels& pick_gemm_kernels() {
+  if (__builtin_cpu_supports("avx512f")) return kGemm_avx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return kGemm_avx2;
+  return kGemm_baseline;
 }
 #else
-GemmTaskFn pick_gemm_task() {
-  return gemm_task_baseline;
+const GemmKernels& pick_gemm_kernels() {
+  return kGemm_baseline;
 }
 #endif
-const GemmTaskFn kGemmTask = pick_gemm_task();
+#undef KDNAS_GEMM_KERNELS
+const GemmKernels& kGemm = pick_gemm_kernels();
+const GemmTaskFn kGemmTask = kGemm.task;
 
 }  // namespace
 
@@ -272,6 +329,74 @@ void matmul_forward_cpu(Context& ctx, float* out, const float* a, const float* b
           out + g * l.M * l.N,   a + a_off, b + b_off, bias, gelu, i0, std::min(mt, l.M - i0), j0,
           std::min(nc, l.N - j0)};
       kGemmTask(task, l, abuf.data<float>(), bbuf.data<float>());
+    }
+  });
+}
+
+namespace {
+
+// The Context's packed f32 weights (linear_forward_packed_cpu), by weights id.
+struct PackedWeights {
+  Tensor data;  // round_up(N, nr) x K floats
+  int64_t K = 0, N = 0, nr = 0;
+};
+struct CpuState : BackendState {
+  std::unordered_map<uint64_t, PackedWeights> packed;
+};
+
+const PackedWeights& packed_weights(Context& ctx, const float* w, int64_t K, int64_t N,
+                                    uint64_t weights_id) {
+  if (ctx.state(Context::kCpuSlot) == nullptr)
+    ctx.set_state(Context::kCpuSlot, std::make_unique<CpuState>());
+  auto& cache = static_cast<CpuState&>(*ctx.state(Context::kCpuSlot)).packed;
+  auto it = cache.find(weights_id);
+  if (it != cache.end()) {
+    KDNAS_CHECK(it->second.K == K && it->second.N == N, "linear: weights ", weights_id,
+                " were packed as [", it->second.N, ", ", it->second.K, "], now [", N, ", ", K,
+                "]");
+    return it->second;
+  }
+  PackedWeights p{Tensor(), K, N, kGemm.nr};
+  const int64_t Npad = round_up(N, p.nr);
+  p.data = Tensor::empty({Npad * K});
+  // wᵀ [K, N] is w read column-major: b(k, n) = w[n * K + k].
+  for (int64_t p0 = 0; p0 < K; p0 += kKC)
+    kGemm.pack(p.data.data<float>() + p0 * Npad, w + p0, 1, K, std::min(kKC, K - p0), N);
+  return cache.emplace(weights_id, std::move(p)).first->second;
+}
+
+}  // namespace
+
+void linear_forward_packed_cpu(Context& ctx, float* out, const float* x, const float* w,
+                               const float* bias, int64_t M, int64_t K, int64_t N, bool gelu,
+                               uint64_t weights_id) {
+  if (M == 0 || N == 0) return;
+  KDNAS_ASSERT(K > 0);
+  const PackedWeights& pw = packed_weights(ctx, w, K, N, weights_id);
+  const int64_t Npad = round_up(N, pw.nr);
+  GemmLayout l;
+  l.M = M, l.K = K, l.N = N;
+  l.a_rs = K, l.a_cs = 1;
+  // Tasks: one column block (whole strips) per thread, so that each thread packs each K block
+  // of x once (with no B to pack, the column blocks need not fit a buffer); row blocks only
+  // when there are fewer strips than threads.
+  const int64_t want = int64_t(ctx.threads());
+  int64_t nb = std::min(ceil_div(N, kNAlign), want);
+  const int64_t nc = round_up(ceil_div(N, nb), kNAlign);
+  nb = ceil_div(N, nc);
+  int64_t mb = 1;
+  if (nb < want) mb = std::min(ceil_div(M, 8), ceil_div(want, nb));
+  const int64_t mt = round_up(ceil_div(M, mb), 8);
+  mb = ceil_div(M, mt);
+  const double task_flops = 2.0 * double(mt) * double(nc) * double(K);
+  const int64_t grain = std::max<int64_t>(1, int64_t(std::ceil(kMinFlopsPerThread / task_flops)));
+  parallel_for(ctx, mb * nb, grain, [&](int64_t t0, int64_t t1) {
+    Tensor abuf = Tensor::empty({kMC * kKC});
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t i0 = (t / nb) * mt, j0 = (t % nb) * nc;
+      const Task task{out, x, nullptr, bias, gelu, i0, std::min(mt, M - i0), j0,
+                      std::min(nc, N - j0)};
+      kGemm.prepacked(task, l, abuf.data<float>(), pw.data.data<float>(), Npad);
     }
   });
 }

@@ -49,6 +49,16 @@ void linear_forward_onednn_packed(Context& ctx, void* out, DType out_dtype, cons
                                   const void* w, DType in_dtype, const float* bias, int64_t M,
                                   int64_t K, int64_t N, bool gelu, uint64_t weights_id);
 
+// out [M, N] (=) act(x · wᵀ + bias) with the OpenMP GEMM on f32 weights packed once: w [N, K]
+// (ConstWeights, kernels/matmul.h) is packed at the first call into the GEMM's NR-column strips
+// and kept in the Context under weights_id, so a call packs only its x. While the micro-kernel
+// works on one strip of the weights, the next strip is prefetched into L2: a model's weights
+// are far larger than the caches and each layer's come from memory, and without the prefetch
+// every strip's first pass stalled on them. x [M, K] and w contiguous; bias [N] or null.
+void linear_forward_packed_cpu(Context& ctx, float* out, const float* x, const float* w,
+                               const float* bias, int64_t M, int64_t K, int64_t N, bool gelu,
+                               uint64_t weights_id);
+
 // dbias[N] (=) sum over the M rows of dout[M, N] (contiguous).
 void bias_backward_cpu(Context& ctx, float* dbias, const float* dout, int64_t M, int64_t N);
 

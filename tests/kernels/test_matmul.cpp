@@ -287,7 +287,8 @@ TEST_SUITE("kernels") {
     Rng rng(16);
     Context ref(Backend::Ref);
     for (DType dt : {DType::F32, DType::BF16}) {
-      for (const auto& [K, N] : std::vector<std::array<int64_t, 2>>{{768, 768}, {13, 33}, {64, 1}}) {
+      for (const auto& [K, N] :
+           std::vector<std::array<int64_t, 2>>{{768, 768}, {13, 33}, {64, 1}, {300, 70}}) {
         const Tensor w = random_tensor({N, K}, rng, dt, -0.1f, 0.1f);
         const Tensor bias = random_tensor({N}, rng);
         const ConstWeights cw = const_weights(w);
