@@ -37,7 +37,7 @@ struct MatmulOptions {
   // contiguous tensor: attention's heads [B, NH, T, HS] as a view of a [B, T, NH, HS] tensor,
   // so that PV lands merged with no permute pass. oneDNN writes such an out in place (same
   // speed as a contiguous one on AMX); the other backends compute a contiguous result and copy
-  // it in. matmul_forward then returns out.
+  // it in. out must not overlap a or b. matmul_forward then returns out.
   Tensor out = Tensor();
 };
 

@@ -64,10 +64,11 @@ double InferenceEncoder::flops(int64_t B, int64_t T) const {
   return per_layer * double(cfg_.num_hidden_layers);
 }
 
+namespace {
+
 // Sequences per attention chunk: as many as keep one chunk's f32 scores [n, NH, T, T] within
 // kAttentionChunkBytes (at least one). XLM-R Base at 128 tokens has 768 KiB of scores per
 // sequence, so it goes one sequence at a time.
-namespace {
 constexpr int64_t kAttentionChunkBytes = int64_t(1) << 20;
 
 int64_t attention_chunk(int64_t B, int64_t NH, int64_t T) {
@@ -77,7 +78,7 @@ int64_t attention_chunk(int64_t B, int64_t NH, int64_t T) {
 }  // namespace
 
 // Attention for n sequences: qkv [n, T, 3C] (the QKV GEMM's output), add_mask [n, ...] (the
-// additive mask), merged [n, T, NH, HS] (written, in the GEMMs' dtype).
+// additive mask), merged [n, T, NH, HS] (written by PV, in merged's dtype).
 void InferenceEncoder::attend_chunk(Context& ctx, Tensor qkv, const Tensor& add_mask,
                                     const Tensor& merged, double score_scale) const {
   const int64_t n = qkv.size(0), T = qkv.size(1), NH = cfg_.num_attention_heads;
