@@ -88,8 +88,8 @@ Tensor add_layer_norm_forward(Context& ctx, const Tensor& x, const Tensor& resid
                               Tensor* out_bf16) {
   const char* op = "add_layer_norm";
   check_dtype(op, "x", x, {DType::F32, DType::F64});
-  KDNAS_CHECK(!out_bf16 || x.dtype() == DType::F32, op, ": a bf16 copy of the result needs f32 x, not ",
-              dtype_name(x.dtype()));
+  KDNAS_CHECK(!out_bf16 || x.dtype() == DType::F32, op,
+              ": a bf16 copy of the result needs f32 x, not ", dtype_name(x.dtype()));
   check_dtype(op, "residual", residual, {x.dtype()});
   check_same_shape(op, "x", x, "residual", residual);
   const auto [rows, C] = rows_of(op, x);
@@ -113,19 +113,17 @@ Tensor add_layer_norm_forward(Context& ctx, const Tensor& x, const Tensor& resid
     Tensor gc = gamma.contiguous(), bc = beta.contiguous();
     out = Tensor::empty(x.shape(), x.dtype(), x.device());
     if (fused_cast) *out_bf16 = Tensor::empty(x.shape(), DType::BF16, x.device());
-    if (rows == 0) {
-      // nothing to compute
-    } else if (r == Route::Ref || x.dtype() == DType::F64) {
+    if (rows > 0 && (r == Route::Ref || x.dtype() == DType::F64)) {
       dispatch_float(op, x.dtype(), [&]<typename T>() {
         add_layer_norm_forward_ref(out.data<T>(), xc.data<T>(), rc.data<T>(), gc.data<T>(),
                                    bc.data<T>(), rows, C, T(eps));
       });
-    } else if (r == Route::Omp || r == Route::Onednn) {
+    } else if (rows > 0 && (r == Route::Omp || r == Route::Onednn)) {
       add_layer_norm_forward_cpu(ctx, out.data<float>(),
                                  fused_cast ? out_bf16->data<bf16>() : nullptr, xc.data<float>(),
                                  rc.data<float>(), gc.data<float>(), bc.data<float>(), rows, C,
                                  float(eps));
-    } else {
+    } else if (rows > 0) {
       no_kernel(op, r, x.dtype());
     }
   }

@@ -158,7 +158,7 @@ Tensor InferenceEncoder::forward(Context& ctx, const Tensor& ids, const Tensor& 
   // The bf16 GEMMs read x as bf16: the embedding's is cast here, every later one comes out of
   // the add + LayerNorm that produces x (rounded in the same pass).
   const bool bf16_gemm = gemm_dt == DType::BF16;
-  Tensor x16 = bf16_gemm ? cast(ctx, x, DType::BF16) : x;
+  Tensor x16 = bf16_gemm ? cast(ctx, x, DType::BF16) : Tensor();
 
   for (int64_t l = 0; l < L; ++l) {
     const Layer& w = layers_[size_t(l)];
@@ -167,7 +167,8 @@ Tensor InferenceEncoder::forward(Context& ctx, const Tensor& ids, const Tensor& 
     // One GEMM for Q, K and V: [B, T, C] x [3C, C]^T -> [B, T, 3C].
     // int8 writes qkv in bf16, the dtype its attention products read.
     Tensor qkv = int8 ? qlinear_forward(ctx, x, w.qqkv, Activation::None, DType::BF16)
-                      : linear_forward(ctx, x16, w.wqkv, w.bqkv, Activation::None, gemm_dt);
+                      : linear_forward(ctx, bf16_gemm ? x16 : x, w.wqkv, w.bqkv,
+                                       Activation::None, gemm_dt);
     // Attention, a chunk of sequences at a time (attend_chunk below), so that each chunk's
     // scores stay in cache between the three passes over them (QKᵀ writes, softmax reads and
     // writes the probabilities, PV reads), and its qkv copy too.
@@ -191,7 +192,6 @@ Tensor InferenceEncoder::forward(Context& ctx, const Tensor& ids, const Tensor& 
     Tensor ff2 = int8 ? qlinear_forward(ctx, ff, w.q2) : linear_forward(ctx, ff, w.w2, w.b2);
     x = add_layer_norm_forward(ctx, h1, ff2, w.ln2_w, w.ln2_b, eps,
                                bf16_gemm && l + 1 < L ? &x16 : nullptr);
-    if (!bf16_gemm) x16 = x;
     if (all_hidden) hidden_all.select(0, l + 1).copy_(x);
   }
   return all_hidden ? hidden_all : x;

@@ -200,7 +200,8 @@ void BM_linear_gelu(benchmark::State& state, Backend be, DType dt) {
 // w [N, K] in place, at the encoder's shapes: x [M, K] · w[N, K]ᵀ + bias. range(3): 0 = plain
 // w, 1 = const_weights(w), 2 = "cold": const_weights of 12 copies of w, one after the other,
 // as a 12-layer model runs them, so that every call's weights come from L3 or memory instead
-// of the core's L2 (x_bare then compares with the bare GEMM on hot weights).
+// of the core's L2 (x_bare then compares with the bare GEMM on hot weights), 3 = the same 12
+// copies read in place.
 void BM_linear_const(benchmark::State& state, Backend be, DType dt) {
   Context ctx(be, bench_threads());
   Rng rng(0);
@@ -272,7 +273,9 @@ void BM_attention(benchmark::State& state, Backend be, DType dt) {
   // Every variant returns the [.., T, HS] heads (2 and 3 as views of merged).
   auto op = [&] {
     if (layout == 2) return matmul_forward(ctx, x, y, into);
-    if (layout == 3) return permute_copy(ctx, matmul_forward(ctx, x, y), {0, 2, 1, 3}).permute({0, 2, 1, 3});
+    if (layout == 3) {
+      return permute_copy(ctx, matmul_forward(ctx, x, y), {0, 2, 1, 3}).permute({0, 2, 1, 3});
+    }
     return matmul_forward(ctx, x, y);
   };
   if (!validate_rows(state, op(), x, y, {}, false)) return;

@@ -1,7 +1,7 @@
 // permute_copy at XLM-R's attention shapes: the head split [B, T, NH, HS] -> [B, NH, T, HS]
 // (order {0, 2, 1, 3}, runs of HS = 64 floats) for 8 sequences of 128 tokens and for one, in
-// f32 and bf16; inference's QKV split of one sequence; and a 2-D transpose [1024 x 768] -> [768 x 1024] (the tiled path). A pure copy:
-// reports GB/s and x_stream against a streaming copy of the same bytes (see bench_util.h).
+// f32 and bf16; inference's QKV split of one sequence; and a 2-D transpose [1024 x 768] ->
+// [768 x 1024] (the tiled path). A pure copy: reports GB/s and x_stream against a streaming copy of the same bytes (see bench_util.h).
 #include "bench/bench_util.h"
 #include "kernels/permute.h"
 #include "tensor/rng.h"

@@ -190,62 +190,61 @@ struct Task {
   int64_t i0, m, j0, nc;
 };
 
+// One K block [p0, p0 + kc) of a task, its B block already in NR-column strips (the strip for
+// the task's column jr at strips + jr * kc): for each mc-row block of a, pack it, then every
+// strip times it. With `after` (pre-packed weights, which come from memory), the strip after
+// each one (the next of this block, or `after` for the last: the next block's first) is
+// prefetched into L2 a piece per micro-tile, so it is there when its first tile starts.
 template <int64_t MR, int64_t NR>
-[[gnu::always_inline]] inline void gemm_task(const Task& t, const GemmLayout& l, float* ap,
-                                             float* bp) {
+[[gnu::always_inline]] inline void gemm_k_block(const Task& t, const GemmLayout& l, float* ap,
+                                                int64_t p0, int64_t kc, const float* strips,
+                                                const float* after) {
   constexpr int64_t mc_max = kMC / MR * MR;
-  for (int64_t p0 = 0; p0 < l.K; p0 += kKC) {
-    const int64_t kc = std::min(kKC, l.K - p0);
-    const bool last = p0 + kc == l.K;
-    pack_b<NR>(bp, t.b + p0 * l.b_rs + t.j0 * l.b_cs, l.b_rs, l.b_cs, kc, t.nc);
-    for (int64_t ic = t.i0; ic < t.i0 + t.m; ic += mc_max) {
-      const int64_t mc = std::min(mc_max, t.i0 + t.m - ic);
-      pack_a<MR>(ap, t.a + ic * l.a_rs + p0 * l.a_cs, l.a_rs, l.a_cs, mc, kc);
-      for (int64_t jr = 0; jr < t.nc; jr += NR) {
-        const Epilogue e{p0 == 0, last && t.bias ? t.bias + t.j0 + jr : nullptr, last && t.gelu};
-        for (int64_t ir = 0; ir < mc; ir += MR)
-          micro_kernel<MR, NR>(kc, ap + ir * kc, bp + jr * kc, t.c + (ic + ir) * l.N + t.j0 + jr,
-                               l.N, std::min(MR, mc - ir), std::min(NR, t.nc - jr), e);
+  const bool last = p0 + kc == l.K;
+  const int64_t strip_bytes = kc * NR * int64_t(sizeof(float));
+  for (int64_t ic = t.i0; ic < t.i0 + t.m; ic += mc_max) {
+    const int64_t mc = std::min(mc_max, t.i0 + t.m - ic);
+    pack_a<MR>(ap, t.a + ic * l.a_rs + p0 * l.a_cs, l.a_rs, l.a_cs, mc, kc);
+    const int64_t tiles = (mc + MR - 1) / MR, chunk = (strip_bytes + tiles - 1) / tiles;
+    for (int64_t jr = 0; jr < t.nc; jr += NR) {
+      const Epilogue e{p0 == 0, last && t.bias ? t.bias + t.j0 + jr : nullptr, last && t.gelu};
+      const float* bp = strips + jr * kc;
+      const char* next = reinterpret_cast<const char*>(jr + NR < t.nc ? bp + NR * kc : after);
+      for (int64_t ir = 0, tile = 0; ir < mc; ir += MR, ++tile) {
+        if (after)
+          for (int64_t o = tile * chunk; o < std::min(strip_bytes, (tile + 1) * chunk); o += 64)
+            __builtin_prefetch(next + o, 0, 2);
+        micro_kernel<MR, NR>(kc, ap + ir * kc, bp, t.c + (ic + ir) * l.N + t.j0 + jr, l.N,
+                             std::min(MR, mc - ir), std::min(NR, t.nc - jr), e);
       }
     }
   }
 }
 
-// gemm_task on weights packed once (pack_b over all N, K block by K block: block p0 starts at
-// p0 * Npad, its strip for column j at + j * kc). Before each micro-tile, 1/tiles of the next
-// strip is prefetched into L2, so the next strip is there when its first tile starts.
+// A task whose B is packed here, one K block at a time, into the thread's buffer bp.
+template <int64_t MR, int64_t NR>
+[[gnu::always_inline]] inline void gemm_task(const Task& t, const GemmLayout& l, float* ap,
+                                             float* bp) {
+  for (int64_t p0 = 0; p0 < l.K; p0 += kKC) {
+    const int64_t kc = std::min(kKC, l.K - p0);
+    pack_b<NR>(bp, t.b + p0 * l.b_rs + t.j0 * l.b_cs, l.b_rs, l.b_cs, kc, t.nc);
+    gemm_k_block<MR, NR>(t, l, ap, p0, kc, bp, nullptr);
+  }
+}
+
+// A task on weights packed once (pack_b over all N, K block by K block: block p0 starts at
+// p0 * Npad, its strip for column j at + j * kc), with the next strip always prefetched.
 template <int64_t MR, int64_t NR>
 [[gnu::always_inline]] inline void gemm_task_prepacked(const Task& t, const GemmLayout& l,
                                                        float* ap, const float* packed,
                                                        int64_t Npad) {
-  constexpr int64_t mc_max = kMC / MR * MR;
   for (int64_t p0 = 0; p0 < l.K; p0 += kKC) {
-    const int64_t kc = std::min(kKC, l.K - p0);
-    const bool last = p0 + kc == l.K;
-    const float* block = packed + p0 * Npad;
-    for (int64_t ic = t.i0; ic < t.i0 + t.m; ic += mc_max) {
-      const int64_t mc = std::min(mc_max, t.i0 + t.m - ic);
-      pack_a<MR>(ap, t.a + ic * l.a_rs + p0 * l.a_cs, l.a_rs, l.a_cs, mc, kc);
-      const int64_t tiles = (mc + MR - 1) / MR;
-      const int64_t strip_bytes = kc * NR * int64_t(sizeof(float));
-      const int64_t chunk = (strip_bytes + tiles - 1) / tiles;
-      for (int64_t jr = 0; jr < t.nc; jr += NR) {
-        const Epilogue e{p0 == 0, last && t.bias ? t.bias + t.j0 + jr : nullptr, last && t.gelu};
-        const float* bp = block + (t.j0 + jr) * kc;
-        // The strip after this one: the next in this K block, or the task's first of the next.
-        const char* next = nullptr;
-        if (jr + NR < t.nc) next = reinterpret_cast<const char*>(bp + NR * kc);
-        else if (!last) next = reinterpret_cast<const char*>(packed + (p0 + kc) * Npad +
-                                                             t.j0 * std::min(kKC, l.K - p0 - kc));
-        for (int64_t ir = 0, tile = 0; ir < mc; ir += MR, ++tile) {
-          if (next)
-            for (int64_t o = tile * chunk; o < std::min(strip_bytes, (tile + 1) * chunk); o += 64)
-              __builtin_prefetch(next + o, 0, 2);
-          micro_kernel<MR, NR>(kc, ap + ir * kc, bp, t.c + (ic + ir) * l.N + t.j0 + jr, l.N,
-                               std::min(MR, mc - ir), std::min(NR, t.nc - jr), e);
-        }
-      }
-    }
+    const int64_t kc = std::min(kKC, l.K - p0), p1 = p0 + kc;
+    // The next K block's first strip of this task (nothing after the last block: the block
+    // itself again, already in cache, keeps the pointer valid).
+    const float* after = p1 < l.K ? packed + p1 * Npad + t.j0 * std::min(kKC, l.K - p1)
+                                  : packed + p0 * Npad + t.j0 * kc;
+    gemm_k_block<MR, NR>(t, l, ap, p0, kc, packed + p0 * Npad + t.j0 * kc, after);
   }
 }
 
@@ -292,6 +291,21 @@ const GemmKernels& pick_gemm_kernels() {
 const GemmKernels& kGemm = pick_gemm_kernels();
 const GemmTaskFn kGemmTask = kGemm.task;
 
+// Row blocks of the tasks: M in mb blocks of mt rows (a multiple of 8), more than one only
+// when the col_tasks column tasks are fewer than `want`; and the parallel_for grain, so that a
+// thread gets at least kMinFlopsPerThread of nc-wide, K-deep tasks.
+struct RowSplit {
+  int64_t mb, mt, grain;
+};
+RowSplit split_rows(int64_t M, int64_t col_tasks, int64_t want, int64_t nc, int64_t K) {
+  int64_t mb = 1;
+  if (col_tasks < want) mb = std::min(ceil_div(M, 8), ceil_div(want, col_tasks));
+  const int64_t mt = round_up(ceil_div(M, mb), 8);
+  const double task_flops = 2.0 * double(mt) * double(nc) * double(K);
+  return {ceil_div(M, mt), mt,
+          std::max<int64_t>(1, int64_t(std::ceil(kMinFlopsPerThread / task_flops)))};
+}
+
 }  // namespace
 
 void matmul_forward_cpu(Context& ctx, float* out, const float* a, const float* b, const float* bias,
@@ -309,13 +323,9 @@ void matmul_forward_cpu(Context& ctx, float* out, const float* a, const float* b
   if (G * nb < want) nb = std::min(ceil_div(l.N, kNAlign), ceil_div(want, G));
   const int64_t nc = round_up(ceil_div(l.N, nb), kNAlign);
   nb = ceil_div(l.N, nc);
-  int64_t mb = 1;
-  if (G * nb < want) mb = std::min(ceil_div(l.M, 8), ceil_div(want, G * nb));
-  const int64_t mt = round_up(ceil_div(l.M, mb), 8);
-  mb = ceil_div(l.M, mt);
+  const RowSplit rows = split_rows(l.M, G * nb, want, nc, l.K);
+  const int64_t mb = rows.mb, mt = rows.mt, grain = rows.grain;
   const int64_t tasks = G * mb * nb;
-  const double task_flops = 2.0 * double(mt) * double(nc) * double(l.K);
-  const int64_t grain = std::max<int64_t>(1, int64_t(std::ceil(kMinFlopsPerThread / task_flops)));
 
   parallel_for(ctx, tasks, grain, [&](int64_t t0, int64_t t1) {
     // Packing buffers, one pair per thread (64-byte aligned tensor storage).
@@ -384,12 +394,8 @@ void linear_forward_packed_cpu(Context& ctx, float* out, const float* x, const f
   int64_t nb = std::min(ceil_div(N, kNAlign), want);
   const int64_t nc = round_up(ceil_div(N, nb), kNAlign);
   nb = ceil_div(N, nc);
-  int64_t mb = 1;
-  if (nb < want) mb = std::min(ceil_div(M, 8), ceil_div(want, nb));
-  const int64_t mt = round_up(ceil_div(M, mb), 8);
-  mb = ceil_div(M, mt);
-  const double task_flops = 2.0 * double(mt) * double(nc) * double(K);
-  const int64_t grain = std::max<int64_t>(1, int64_t(std::ceil(kMinFlopsPerThread / task_flops)));
+  const RowSplit rows = split_rows(M, nb, want, nc, K);
+  const int64_t mb = rows.mb, mt = rows.mt, grain = rows.grain;
   parallel_for(ctx, mb * nb, grain, [&](int64_t t0, int64_t t1) {
     Tensor abuf = Tensor::empty({kMC * kKC});
     for (int64_t t = t0; t < t1; ++t) {

@@ -3,8 +3,8 @@
 #include <cmath>
 
 #include "kernels/binary.h"
-#include "kernels/cpu/layer_norm_cpu.h"
 #include "kernels/cast.h"
+#include "kernels/cpu/layer_norm_cpu.h"
 #include "kernels/layer_norm.h"
 #include "tests/test_util.h"
 
